@@ -1,0 +1,3 @@
+from ocvis.cli import main
+
+raise SystemExit(main())

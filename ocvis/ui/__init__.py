@@ -1,0 +1,1 @@
+"""The only package that imports Streamlit: shared widgets, caches and figure builders."""

@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_datasets() -> Path | None:
+    """The real dataset copies beside the repository (CI has them), or $OCVIS_TEST_DATA."""
+    env = os.environ.get("OCVIS_TEST_DATA")
+    cands = [Path(env)] if env else []
+    cands.append(ROOT.parent / "shared" / "datasets")
+    for c in cands:
+        if (c / "MNIST" / "raw").is_dir():
+            return c
+    return None
+
+
+SHARED = shared_datasets()
+needs_shared = pytest.mark.skipif(SHARED is None,
+                                  reason="real datasets not found (../shared/datasets or "
+                                         "$OCVIS_TEST_DATA)")
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ocvis-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch, session_cache):
+    """Every test writes runs into its own folder; decoded datasets are cached per session."""
+    base = tmp_path_factory.mktemp("ocvis")
+    monkeypatch.setenv("OCVIS_RUNS_DIR", str(base / "runs"))
+    monkeypatch.setenv("OCVIS_CACHE_DIR", str(session_cache))
+    if SHARED is not None:
+        monkeypatch.setenv("OCVIS_DATA_ROOT", str(SHARED))
+    else:
+        monkeypatch.setenv("OCVIS_DATA_ROOT", str(base / "data"))
+    yield

@@ -1,0 +1,56 @@
+"""AppTest: the pages open, switch datasets and show no exception."""
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import needs_shared
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PAGES = APP.parent / "pages"
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def test_app_overview():
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert "ocvis" in at.title[0].value
+
+
+def test_data_page_digits():
+    at = AppTest.from_file(str(PAGES / "1_Data.py"), default_timeout=60).run()
+    assert not at.exception
+    assert [m.label for m in at.metric][:2] == ["Training images", "Test images"]
+    assert at.metric[0].value != "0"
+    # choose class 5 as the normal class
+    at.multiselect[0].set_value([5]).run()
+    assert not at.exception
+    assert at.session_state["ocvis_task_cfg"]["normal"] == [5]
+    # unsupervised protocol shows the outlier ratio slider
+    at.selectbox[1].set_value("unsupervised").run()
+    assert not at.exception
+    assert at.select_slider[0].label.startswith("Outlier ratio")
+
+
+@needs_shared
+def test_data_page_switches_datasets():
+    at = AppTest.from_file(str(PAGES / "1_Data.py"), default_timeout=120).run()
+    for name in ("mnist", "fashion-mnist", "digits"):
+        at.selectbox[0].set_value(name).run()
+        assert not at.exception, name
+        assert at.session_state["ocvis_task_cfg"]["dataset"] == name
+
+
+def test_data_page_bad_folder_is_a_message(tmp_path):
+    at = AppTest.from_file(str(PAGES / "1_Data.py"), default_timeout=60).run()
+    at.selectbox[0].set_value("folder").run()
+    at.text_input[0].set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert "does not exist" in at.error[0].value
