@@ -1,0 +1,216 @@
+"""Shallow one-class detectors on features, one API (scikit-learn style).
+
+``fit(X)`` then ``score_samples(X)`` -> normality (higher = more normal) everywhere.
+``__init__`` only stores keyword arguments; ``fit`` validates them against ``_constraints``
+and stores what it learns with a trailing underscore (scikit-learn / PyOD conventions).
+
+* ``ocsvm``  scikit-learn OneClassSVM, RBF kernel; ICS feature-learning paper Sec. 4.1.2:
+             nu = 0.1, gamma = 1 / #features. Score = decision function (signed distance).
+* ``kde``    Gaussian kernel density of the two-stage paper (Sohn et al., App. A.1 / A.4):
+             features L2-normalised, gamma = 10 / (D * Var(features)), score =
+             1/gamma log sum_i exp(-gamma ||x - x_i||^2). A differentiable ``torch.nn.Module`` too,
+             so attributions can flow through it (``ocvis.explain``).
+* ``gde``    Gaussian density estimation: one full-covariance Gaussian (log-likelihood).
+* ``iforest`` Isolation Forest (E3Outlier's CAE-IF / SSD-IF baselines).
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+import torch
+from torch import nn
+
+from ocvis.errors import DataError
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise DataError(f"features must be 2-D (samples x features), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise DataError("features contain NaN or infinite values (did training diverge?)")
+    return x
+
+
+class Detector:
+    """Base: subclasses declare ``_constraints`` and write ``_fit`` / ``score_samples``."""
+
+    _constraints: dict = {}
+    name = "detector"
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in self._constraints}
+
+    def _validate(self) -> None:
+        for k, check in self._constraints.items():
+            v = getattr(self, k)
+            ok, allowed = check(v)
+            if not ok:
+                raise DataError(f"{type(self).__name__}: {k}={v!r} is not allowed; {allowed}")
+
+    def fit(self, X, y=None) -> "Detector":
+        self._validate()
+        X = _as_numpy(X)
+        if len(X) < 2:
+            raise DataError("a detector needs at least two training samples")
+        self.n_features_in_ = X.shape[1]
+        self._fit(X)
+        return self
+
+    def _fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def score_samples(self, X) -> np.ndarray:
+        raise NotImplementedError
+
+    def threshold(self, quantile: float = 0.1, X=None) -> float:
+        """Normality threshold leaving ``quantile`` of the training scores below it."""
+        s = self.train_scores_ if X is None else self.score_samples(X)
+        return float(np.quantile(s, quantile))
+
+
+def _positive(v):
+    return isinstance(v, Real) and v > 0, "a positive number"
+
+
+def _nu(v):
+    return isinstance(v, Real) and 0 < v <= 1, "a number in (0, 1]"
+
+
+def _gamma(v):
+    return (v == "auto") or (isinstance(v, Real) and v > 0), "'auto' or a positive number"
+
+
+class OCSVM(Detector):
+    """One-class SVM with RBF kernel; ``gamma="auto"`` = 1 / #features (paper Sec. 4.1.2)."""
+
+    name = "ocsvm"
+    _constraints = {"nu": _nu, "gamma": _gamma}
+
+    def __init__(self, *, nu: float = 0.1, gamma: float | str = "auto") -> None:
+        self.nu = nu
+        self.gamma = gamma
+
+    def _fit(self, X):
+        from sklearn.svm import OneClassSVM
+
+        self.gamma_ = 1.0 / X.shape[1] if self.gamma == "auto" else float(self.gamma)
+        self.model_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma_).fit(X)
+        self.train_scores_ = self.model_.decision_function(X)
+
+    def score_samples(self, X) -> np.ndarray:
+        return self.model_.decision_function(_as_numpy(X))
+
+
+class GDE(Detector):
+    """A single Gaussian with full covariance (regularised by ``reg`` on the diagonal)."""
+
+    name = "gde"
+    _constraints = {"reg": lambda v: (isinstance(v, Real) and v >= 0, "a number >= 0")}
+
+    def __init__(self, *, reg: float = 1e-6) -> None:
+        self.reg = reg
+
+    def _fit(self, X):
+        self.mean_ = X.mean(0)
+        cov = np.cov(X - self.mean_, rowvar=False) + self.reg * np.eye(X.shape[1])
+        self.precision_ = np.linalg.pinv(cov)
+        sign, self.logdet_ = np.linalg.slogdet(cov)
+        self.train_scores_ = self.score_samples(X)
+
+    def score_samples(self, X) -> np.ndarray:
+        d = _as_numpy(X) - self.mean_
+        m = np.einsum("ij,jk,ik->i", d, self.precision_, d)
+        return -0.5 * (m + self.logdet_ + d.shape[1] * math.log(2 * math.pi))
+
+
+class IForest(Detector):
+    """Isolation Forest (Liu et al. 2008), seeded."""
+
+    name = "iforest"
+    _constraints = {"n_estimators": lambda v: (isinstance(v, int) and v > 0, "a positive int"),
+                    "random_state": lambda v: (isinstance(v, int), "an int")}
+
+    def __init__(self, *, n_estimators: int = 100, random_state: int = 0) -> None:
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+
+    def _fit(self, X):
+        from sklearn.ensemble import IsolationForest
+
+        self.model_ = IsolationForest(n_estimators=self.n_estimators,
+                                      random_state=self.random_state).fit(X)
+        self.train_scores_ = self.model_.score_samples(X)
+
+    def score_samples(self, X) -> np.ndarray:
+        return self.model_.score_samples(_as_numpy(X))
+
+
+class KDEModule(nn.Module):
+    """Differentiable Gaussian KDE normality score (two-stage paper, App. A.1 / A.4).
+
+    ``forward(f) = 1/gamma * log sum_i exp(-gamma ||f/|f| - b_i||^2)`` (App. A.1) where
+    ``b_i`` are the L2-normalised training features (a registered buffer, so a
+    ``state_dict`` restores it).
+    """
+
+    def __init__(self, bank: torch.Tensor, gamma: float, normalize: bool = True) -> None:
+        super().__init__()
+        self.register_buffer("bank", bank)
+        self.register_buffer("gamma", torch.tensor(float(gamma), dtype=bank.dtype))
+        self.normalize = normalize
+
+    def forward(self, f: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        f = f.to(self.bank.dtype)
+        if self.normalize:
+            f = nn.functional.normalize(f, dim=1)
+        out = []
+        for i in range(0, f.shape[0], chunk):
+            fi = f[i:i + chunk]
+            # expanded squared distance: smooth everywhere (cdist's gradient is NaN at 0)
+            d2 = (fi.pow(2).sum(1, keepdim=True) + self.bank.pow(2).sum(1)
+                  - 2.0 * fi @ self.bank.T).clamp_min(0.0)
+            out.append(torch.logsumexp(-self.gamma * d2, dim=1) / self.gamma)
+        return torch.cat(out)
+
+
+class KDE(Detector):
+    """Gaussian KDE on L2-normalised features; ``gamma="auto"`` = 10 / (D * Var(features)).
+
+    Var is the variance of all entries of the normalised training features (the two-stage
+    paper's choice). ``module_`` is the differentiable torch version.
+    """
+
+    name = "kde"
+    _constraints = {"gamma": _gamma, "normalize": lambda v: (isinstance(v, bool), "a bool")}
+
+    def __init__(self, *, gamma: float | str = "auto", normalize: bool = True) -> None:
+        self.gamma = gamma
+        self.normalize = normalize
+
+    def _fit(self, X):
+        bank = torch.from_numpy(X)
+        if self.normalize:
+            bank = nn.functional.normalize(bank, dim=1)
+        var = float(bank.var()) if bank.numel() > 1 else 1.0
+        d = bank.shape[1]
+        self.gamma_ = 10.0 / (d * max(var, 1e-12)) if self.gamma == "auto" else float(self.gamma)
+        self.module_ = KDEModule(bank, self.gamma_, self.normalize)
+        self.train_scores_ = self.score_samples(X)
+
+    def score_samples(self, X) -> np.ndarray:
+        with torch.no_grad():
+            return self.module_(torch.from_numpy(_as_numpy(X))).numpy()
+
+
+DETECTORS = {"ocsvm": OCSVM, "kde": KDE, "gde": GDE, "iforest": IForest}
+
+
+def make_detector(name: str, **kwargs) -> Detector:
+    if name not in DETECTORS:
+        raise DataError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return DETECTORS[name](**kwargs)

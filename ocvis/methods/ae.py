@@ -1,0 +1,329 @@
+"""Autoencoder-based methods of the ICS feature-learning paper (Schlachter et al. 2019).
+
+All three share the paper autoencoder (``ocvis.nets.PaperAutoencoder``, Tables 2 and 3), the
+same schedule and the OC-SVM on the encoder output (Sec. 4.1.2: nu = 0.1, gamma = 1/64):
+
+* stage 1 ``pretrain``: reconstruction only (L_rec, eq. 2) on all normal training data;
+* stage 2 (ICS only): split by SSIM of x vs. its reconstruction, lowest rho % atypical;
+* stage 3 ``joint``:
+    - ``ics``: L_rec + alpha L_cls + beta1 L_disp1 + beta2 L_disp2 (eq. 1), closeness on the
+      typical, dispersion among the atypical and between the two subsets;
+    - ``cls``: L_rec + alpha L_cls on all data (closeness without splitting, Sec. 4.1.3);
+    - ``cae``: L_rec only (a plain autoencoder trained for both stages' epochs).
+
+Choices where the paper is silent (all configurable):
+
+* Optimiser Adam, lr 1e-3 (Keras' defaults; the paper names neither). Epochs are not
+  stated: the ``paper`` preset trains 50 + 50 epochs, the ``cpu`` preset 8 + 8.
+* L_rec sums the squared error over the pixels (eq. 2 as printed, ``rec_reduction="sum"``);
+  ``"mean"`` gives Keras' ``"mse"``.
+* L2 1e-6 on every convolution kernel, added to the loss like Keras' ``kernel_regularizer``.
+* In stage 3 of ``ics`` a step takes B typical and B atypical images (eqs. 3 and 4 both
+  average over a batch of B); an epoch is one pass over the typical images, the smaller
+  atypical set is cycled through in reshuffled order. Fewer than B atypical images: all of
+  them in every step. The reconstruction loss covers both halves.
+* The stage-1 autoencoder is cached on disk by a hash of the training images and the stage-1
+  settings (``reuse_pretrain``), so the Split page, ``cae``, ``cls`` and ``ics`` with equal
+  settings train it once; the stored stage-1 history and time come along.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ocvis import losses as L
+from ocvis.config import cache_root
+from ocvis.data.datasets import OcvisWarning
+from ocvis.errors import DataError
+from ocvis.methods.base import DetectorConfig, Method, option
+from ocvis.nets import PaperAutoencoder
+from ocvis.nets.paper_ae import conv_weights
+from ocvis.split import SplitResult, split
+from ocvis.train import (History, Hooks, batches, make_optimizer, predict, resolve_device,
+                         run_epochs, seed_everything)
+
+log = logging.getLogger(__name__)
+PAPER = "Schlachter et al. 2019, One-Class Feature Learning Using Intra-Class Splitting"
+LATENT_DIM = 64        # Sec. 4.1.2
+BATCH_SIZE = 64        # Sec. 4.1.2
+L2_WEIGHT = 1e-6       # Sec. 4.1.2, every conv layer
+ALPHA = 1.0            # Sec. 4.1.2
+BETA = 1e-5            # Sec. 4.1.2, beta1 = beta2
+RHO = 10.0             # Sec. 4.1.2, % atypical
+
+
+@dataclass
+class AEConfig(DetectorConfig):
+    latent_dim: int = option(LATENT_DIM, "latent units (paper: 64)", min=2, max=1024)
+    pretrain_epochs: int = option(50, "stage 1 epochs: reconstruction only", min=1, max=1000)
+    epochs: int = option(50, "stage 3 epochs: the method's joint loss", min=0, max=1000)
+    batch_size: int = option(BATCH_SIZE, "mini-batch size B (paper: 64)", min=2, max=4096)
+    lr: float = option(1e-3, "learning rate", min=1e-6, max=1.0, log=True)
+    optimizer: str = option("adam", "optimiser", choices=("adam", "sgd", "rmsprop"))
+    l2: float = option(L2_WEIGHT, "L2 weight on conv kernels (paper: 1e-6)", min=0.0, max=1.0)
+    rec_reduction: str = option("sum", "L_rec over pixels: sum (eq. 2) or mean (Keras mse)",
+                                choices=("sum", "mean"))
+    device: str = option("auto", "cuda > mps > cpu when auto",
+                         choices=("auto", "cpu", "cuda", "mps"))
+    reuse_pretrain: bool = option(True, "reuse a cached stage-1 autoencoder with equal settings")
+
+
+@dataclass
+class CLSConfig(AEConfig):
+    alpha: float = option(ALPHA, "closeness weight alpha (paper: 1)", min=0.0, max=1e3)
+
+
+@dataclass
+class ICSConfig(CLSConfig):
+    beta1: float = option(BETA, "dispersion weight among atypical (paper: 1e-5)",
+                          min=0.0, max=1e3, log=True)
+    beta2: float = option(BETA, "dispersion weight typical vs atypical (paper: 1e-5)",
+                          min=0.0, max=1e3, log=True)
+    rho: float = option(RHO, "% of the normal data declared atypical (paper: 10)",
+                        min=0.0, max=99.0)
+    similarity: str = option("ssim", "split metric between x and its reconstruction",
+                             choices=("ssim", "mse"))
+
+
+AE_PRESETS = {
+    "paper": {"pretrain_epochs": 50, "epochs": 50},
+    "cpu": {"pretrain_epochs": 8, "epochs": 8},
+    "tiny": {"pretrain_epochs": 1, "epochs": 1},
+}
+
+
+def _digest(x: torch.Tensor) -> str:
+    return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()
+
+
+class _AEMethod(Method):
+    """Shared machinery: the autoencoder, stage 1 (cached), embedding by the encoder."""
+
+    paper = PAPER
+    Config = AEConfig
+    presets = AE_PRESETS
+    deep = True
+
+    def _build(self, channels: int) -> PaperAutoencoder:
+        return PaperAutoencoder(in_channels=channels, latent_dim=self.config.latent_dim)
+
+    # -- stage 1 -----------------------------------------------------------------------
+    def _pretrain_key(self, x: torch.Tensor) -> str:
+        c = self.config
+        keys = {k: getattr(c, k) for k in ("latent_dim", "pretrain_epochs", "batch_size", "lr",
+                                           "optimizer", "l2", "rec_reduction", "seed")}
+        keys.update(data=_digest(x), torch=torch.__version__.split("+")[0], v=1)
+        return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:20]
+
+    def pretrain(self, x: torch.Tensor, hooks: Hooks | None = None) -> None:
+        """Stage 1: the autoencoder on all normal training data, reconstruction only."""
+        hooks = hooks or Hooks()
+        c = self.config
+        self.device_ = resolve_device(c.device)
+        path = cache_root() / "pretrain" / f"{self._pretrain_key(x)}.pt"
+        g = seed_everything(c.seed)
+        self.model_ = self._build(x.shape[1]).to(self.device_)
+        if c.reuse_pretrain and path.exists():
+            try:
+                blob = torch.load(path, map_location=self.device_, weights_only=True)
+                self.model_.load_state_dict(blob["state"])
+                for rec in blob["history"]:
+                    self.history.append(rec)
+                self.pretrain_seconds_ = float(blob["seconds"])
+                self.pretrain_reused_ = True
+                hooks.on_status("reused a cached stage-1 autoencoder")
+                for rec in blob["history"]:  # replay so live curves show stage 1 too
+                    hooks.on_step(rec)
+                return
+            except Exception as exc:  # noqa: BLE001 - a bad cache entry is retrained
+                log.warning("ignoring unreadable pretrain cache %s: %s", path, exc)
+                self.model_ = self._build(x.shape[1]).to(self.device_)
+        t0 = time.perf_counter()
+        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
+        n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
+        state = {"idx": None}
+
+        def step(i: int):
+            if i == 0:
+                state["idx"] = list(batches(len(x), c.batch_size, g))
+            xb = x[state["idx"][i]].to(self.device_, non_blocking=True)
+            _, xh = self.model_(xb)
+            return {"rec": L.reconstruction(xb, xh, c.rec_reduction)}
+
+        run_epochs(self.model_, step, stage="pretrain", epochs=c.pretrain_epochs,
+                   steps_per_epoch=n_steps, optimizer=opt, l2=c.l2,
+                   l2_params=conv_weights(self.model_), hooks=hooks, history=self.history)
+        self.pretrain_seconds_ = time.perf_counter() - t0
+        self.pretrain_reused_ = False
+        if c.reuse_pretrain:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                torch.save({"state": {k: v.cpu() for k, v in self.model_.state_dict().items()},
+                            "history": self.history.to_json(),
+                            "seconds": self.pretrain_seconds_}, tmp)
+                tmp.replace(path)
+            except OSError as exc:
+                log.warning("could not cache the stage-1 autoencoder: %s", exc)
+
+    def reconstruct(self, x) -> torch.Tensor:
+        from ocvis.methods.base import as_images
+
+        self.model_.eval()
+        return predict(lambda b: self.model_(b)[1], as_images(x), self.device_)
+
+    # -- stage 3 -----------------------------------------------------------------------
+    def _joint(self, x: torch.Tensor, hooks: Hooks) -> None:
+        raise NotImplementedError
+
+    def _fit(self, x: torch.Tensor, hooks: Hooks) -> None:
+        if len(x) < 2:
+            raise DataError("at least two training images are needed")
+        self.pretrain(x, hooks)
+        self.joint_generator_ = torch.Generator().manual_seed(self.config.seed + 1)
+        if self.config.epochs > 0:
+            self._joint(x, hooks)
+        self.model_.eval()
+
+    def _embed(self, x: torch.Tensor) -> np.ndarray:
+        self._check_model()
+        self.model_.eval()
+        return predict(self.model_.encoder, x, self.device_).numpy().astype(np.float64)
+
+    def _check_model(self) -> None:
+        if not hasattr(self, "model_"):
+            raise DataError(f"{self.name} is not fitted yet: call fit first")
+
+    def _net_state(self):
+        return {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
+
+    def _load_net_state(self, sd):
+        channels = int(sd["decoder.conv12.weight"].shape[0]) if "decoder.conv12.weight" in sd \
+            else int(next(v for k, v in sd.items() if k.endswith("weight") and v.ndim == 4).shape[1])
+        self.device_ = resolve_device(self.config.device)
+        self.model_ = self._build(channels).to(self.device_)
+        self.model_.load_state_dict(sd)
+        self.model_.eval()
+
+    def _plain_joint(self, x: torch.Tensor, hooks: Hooks, alpha: float) -> None:
+        """Stage 3 on all data: L_rec (+ alpha L_cls when alpha > 0)."""
+        c = self.config
+        g = self.joint_generator_
+        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
+        order = {"idx": None}
+        n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
+
+        def step(i: int):
+            if i == 0:
+                order["idx"] = list(batches(len(x), c.batch_size, g))
+            xb = x[order["idx"][i]].to(self.device_, non_blocking=True)
+            z, xh = self.model_(xb)
+            terms = {"rec": L.reconstruction(xb, xh, c.rec_reduction)}
+            if alpha > 0:
+                terms["cls"] = L.closeness(z, L.partner_shift(len(z), g))  # eq. 3
+            return terms
+
+        run_epochs(self.model_, step, stage="joint", epochs=c.epochs, steps_per_epoch=n_steps,
+                   optimizer=opt, weights={"cls": alpha}, l2=c.l2,
+                   l2_params=conv_weights(self.model_), hooks=hooks, history=self.history,
+                   global_step=len(self.history))
+
+
+class CAE(_AEMethod):
+    """Convolutional autoencoder baseline (CAE, Sec. 4.1.3): reconstruction only."""
+
+    name = "cae"
+    title = "CAE: autoencoder features + OC-SVM"
+
+    def _joint(self, x, hooks):
+        self._plain_joint(x, hooks, alpha=0.0)
+
+
+class CLS(_AEMethod):
+    """Autoencoder with closeness loss, no splitting (CLS, Sec. 4.1.3)."""
+
+    name = "cls"
+    title = "CLS: autoencoder + closeness loss + OC-SVM"
+    Config = CLSConfig
+
+    def _joint(self, x, hooks):
+        self._plain_joint(x, hooks, alpha=self.config.alpha)
+
+
+class ICS(_AEMethod):
+    """One-class feature learning by intra-class splitting (the paper's method, eq. 1)."""
+
+    name = "ics"
+    title = "ICS: intra-class splitting feature learning + OC-SVM"
+    Config = ICSConfig
+
+    def compute_split(self, x: torch.Tensor, hooks: Hooks | None = None) -> SplitResult:
+        """Stage 2: similarity of each image to its reconstruction -> typical / atypical."""
+        (hooks or Hooks()).on_status(f"splitting by {self.config.similarity.upper()}")
+        x_hat = self.reconstruct(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # reported below, once
+            res = split(x, x_hat, rho=self.config.rho, metric=self.config.similarity)
+        return res
+
+    def _joint(self, x, hooks):
+        c = self.config
+        self.split_ = self.compute_split(x, hooks)
+        typ = np.flatnonzero(self.split_.typical)
+        aty = np.flatnonzero(self.split_.atypical)
+        if len(aty) < 2:
+            msg = (f"rho = {c.rho} % of {len(x)} images gives {len(aty)} atypical image(s); "
+                   "the dispersion losses need at least two, so stage 3 uses closeness and "
+                   "reconstruction only")
+            warnings.warn(msg, OcvisWarning, stacklevel=2)
+            hooks.on_status(msg)
+            self._plain_joint(x, hooks, alpha=c.alpha)
+            return
+        g = self.joint_generator_
+        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
+        x_typ, x_aty = x[torch.from_numpy(typ)], x[torch.from_numpy(aty)]
+        b_aty = min(c.batch_size, len(aty))
+        n_steps = len(list(batches(len(typ), c.batch_size, torch.Generator(), shuffle=False)))
+        state = {"typ": None, "aty": [], "pos": 0}
+
+        def next_atypical() -> torch.Tensor:
+            if state["pos"] + b_aty > len(state["aty"]):
+                state["aty"] = torch.randperm(len(aty), generator=g)
+                state["pos"] = 0
+            idx = state["aty"][state["pos"]:state["pos"] + b_aty]
+            state["pos"] += b_aty
+            return idx
+
+        def step(i: int):
+            if i == 0:
+                state["typ"] = list(batches(len(typ), c.batch_size, g))
+            xt = x_typ[state["typ"][i]]
+            xa = x_aty[next_atypical()]
+            xb = torch.cat([xt, xa]).to(self.device_, non_blocking=True)
+            z, xh = self.model_(xb)
+            zt, za = z[:len(xt)], z[len(xt):]
+            perm = torch.randperm(len(zt), generator=g).to(zt.device)
+            return {
+                "rec": L.reconstruction(xb, xh, c.rec_reduction),                  # eq. 2
+                "cls": L.closeness(zt, L.partner_shift(len(zt), g)),               # eq. 3
+                "disp1": L.dispersion_atypical(za, L.partner_shift(len(za), g)),   # eq. 4
+                "disp2": L.dispersion_typical_atypical(za, zt[perm]),              # eq. 4
+            }
+
+        run_epochs(self.model_, step, stage="joint", epochs=c.epochs, steps_per_epoch=n_steps,
+                   optimizer=opt, weights={"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2},
+                   l2=c.l2, l2_params=conv_weights(self.model_), hooks=hooks,
+                   history=self.history, global_step=len(self.history))
+
+    def state_dict(self):
+        sd = super().state_dict()
+        if hasattr(self, "split_"):
+            sd["split_similarity"] = torch.from_numpy(np.array(self.split_.similarity))
+        return sd

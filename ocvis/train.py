@@ -1,0 +1,224 @@
+"""The training engine every deep method shares.
+
+One loop (PyOD ``base_dl`` style): the method supplies a ``step(batch) -> {name: loss}``
+function; the engine handles device, seeding, epochs, the optimiser, the paper's L2 term,
+hooks (one event per step with every named loss), cancellation between steps and a NaN / inf
+guard that stops with a clear :class:`~ocvis.errors.TrainingError` while keeping the history
+and the weights of the last finite step.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ocvis.errors import Cancelled, TrainingError
+from ocvis.losses import l2_penalty
+
+log = logging.getLogger(__name__)
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks cuda > mps > cpu; an explicit name that is unavailable is an error."""
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("CUDA was asked for but no CUDA device is available; use 'auto'")
+    return dev
+
+
+def device_description(device: torch.device | None = None) -> str:
+    device = device or resolve_device()
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a CPU generator for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.9,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    name = name.lower()
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    raise TrainingError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+class Hooks:
+    """Receives training events; the UI's job and the tests subclass it.
+
+    ``on_step`` gets ``{"stage", "epoch", "epochs", "step", "steps", "global_step",
+    "losses": {name: float}, "time"}`` after every optimiser step.
+    """
+
+    def on_stage(self, stage: str, epochs: int, steps_per_epoch: int) -> None:
+        """A stage (e.g. ``pretrain``, ``joint``) starts."""
+
+    def on_step(self, event: dict) -> None:
+        """One optimiser step is done."""
+
+    def on_epoch(self, event: dict) -> None:
+        """One epoch is done; ``event`` has the epoch's mean losses."""
+
+    def on_status(self, message: str) -> None:
+        """A phase without steps starts (e.g. "computing SSIM", "fitting the detector")."""
+
+    def should_stop(self) -> bool:
+        """Return True to cancel; checked before every step."""
+        return False
+
+
+@dataclass
+class History:
+    """Per-step loss records of a fit, in order. Cheap to append, JSON-able."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def append(self, rec: dict) -> None:
+        self.records.append(rec)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def terms(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.records:
+            for k in r["losses"]:
+                seen.setdefault(k, None)
+        return list(seen)
+
+    def to_json(self) -> list[dict]:
+        return list(self.records)
+
+    @classmethod
+    def from_json(cls, data: Iterable[dict]) -> "History":
+        return cls(list(data))
+
+
+class MultiHooks(Hooks):
+    """Fan events out to several hooks (e.g. a job and a test recorder)."""
+
+    def __init__(self, hooks: Iterable[Hooks | None]):
+        self.hooks = [h for h in hooks if h is not None]
+
+    def on_stage(self, *a):
+        for h in self.hooks:
+            h.on_stage(*a)
+
+    def on_step(self, e):
+        for h in self.hooks:
+            h.on_step(e)
+
+    def on_epoch(self, e):
+        for h in self.hooks:
+            h.on_epoch(e)
+
+    def on_status(self, m):
+        for h in self.hooks:
+            h.on_status(m)
+
+    def should_stop(self):
+        return any(h.should_stop() for h in self.hooks)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True,
+            min_last: int = 2) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` samples; a last batch smaller than ``min_last`` is dropped
+    (batch-norm cannot normalise one sample)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        if len(idx) < min_last and i > 0:
+            break
+        yield idx
+
+
+def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.Tensor]],
+               *, stage: str, epochs: int, steps_per_epoch: int,
+               optimizer: torch.optim.Optimizer, weights: Mapping[str, float] | None = None,
+               l2: float = 0.0, l2_params=(), hooks: Hooks | None = None,
+               history: History | None = None, global_step: int = 0) -> int:
+    """Run ``epochs`` x ``steps_per_epoch`` optimiser steps.
+
+    ``step(i)`` computes the named loss terms of step ``i`` of the epoch; the total loss
+    minimised is ``sum(weights[name] * term)`` (weight 1 by default) plus the L2 term
+    ``l2 * sum(w^2)`` over ``l2_params`` (logged as ``l2``). Returns the new global step.
+    """
+    hooks = hooks or Hooks()
+    weights = dict(weights or {})
+    l2_params = list(l2_params)
+    hooks.on_stage(stage, epochs, steps_per_epoch)
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        sums: dict[str, float] = {}
+        model.train()
+        for i in range(steps_per_epoch):
+            if hooks.should_stop():
+                raise Cancelled(f"cancelled during {stage}, epoch {epoch + 1}, step {i + 1}")
+            terms = dict(step(i))
+            total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+            if l2 and l2_params:
+                reg = l2_penalty(l2_params, l2)
+                terms["l2"] = reg
+                total = total + reg
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            values["total"] = float(total.detach())
+            if not all(math.isfinite(v) for v in values.values()):
+                bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
+                raise TrainingError(
+                    f"the loss diverged ({bad} is NaN or infinite) in {stage}, epoch "
+                    f"{epoch + 1}, step {i + 1}; training stopped and the last finite state "
+                    "was kept. Try a smaller learning rate or smaller loss weights.")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            global_step += 1
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            rec = {"stage": stage, "epoch": epoch + 1, "epochs": epochs, "step": i + 1,
+                   "steps": steps_per_epoch, "global_step": global_step, "losses": values,
+                   "time": time.perf_counter() - t0}
+            if history is not None:
+                history.append(rec)
+            hooks.on_step(rec)
+        hooks.on_epoch({"stage": stage, "epoch": epoch + 1, "epochs": epochs,
+                        "losses": {k: v / steps_per_epoch for k, v in sums.items()},
+                        "time": time.perf_counter() - t0})
+        log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
+                 ", ".join(f"{k}={v / steps_per_epoch:.4g}" for k, v in sums.items()))
+    return global_step
+
+
+@torch.no_grad()
+def predict(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
+            batch_size: int = 512) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` in batches on ``device``; results gathered on the CPU."""
+    outs = [fn(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0)

@@ -1,0 +1,117 @@
+"""Run store and experiments: atomic files, listing, broken runs, CLI run."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ocvis.errors import OcvisError, TrainingError
+from ocvis.experiments import run_experiment
+from ocvis.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_store_roundtrip(tmp_path):
+    st = RunStore(tmp_path)
+    rid = st.create({"method": "pca", "task_name": "digits/one-class/0"})
+    assert st.read(rid)["status"] == "queued"
+    st.update(rid, status="done", metrics={"auroc": 0.9})
+    st.write_arrays(rid, a=np.arange(3), b=None)
+    st.write_history(rid, [{"losses": {"rec": 1.0}}])
+    st.write_model(rid, {"w": torch.ones(2)})
+    assert st.read(rid)["metrics"]["auroc"] == 0.9
+    assert st.arrays(rid)["a"].tolist() == [0, 1, 2] and "b" not in st.arrays(rid)
+    assert st.history(rid)[0]["losses"]["rec"] == 1.0
+    assert torch.equal(st.model_state(rid)["w"], torch.ones(2))
+    assert [r["id"] for r in st.list()] == [rid]
+    st.delete(rid)
+    assert st.list() == []
+
+
+def test_broken_and_interrupted_runs_are_listed(tmp_path):
+    st = RunStore(tmp_path)
+    ok = st.create({"method": "pca"})
+    st.update(ok, status="done")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "run.json").write_text('{"method": "ics", "stat')
+    (tmp_path / "empty").mkdir()
+    dead = st.create({"method": "cae"})
+    meta = json.loads((tmp_path / dead / "run.json").read_text())
+    meta.update(status="running", pid=2**22 + 12345)
+    (tmp_path / dead / "run.json").write_text(json.dumps(meta))
+    by_id = {r["id"]: r["status"] for r in st.list()}
+    assert by_id == {ok: "done", "half": "broken", "empty": "broken", dead: "interrupted"}
+    with pytest.raises(OcvisError, match="invalid run id"):
+        st.path("../etc")
+
+
+def test_run_experiment_stores_everything(tmp_path):
+    st = RunStore(tmp_path)
+    meta = run_experiment({"dataset": "digits", "normal": [1], "seed": 0}, "ics", "tiny",
+                          {"reuse_pretrain": False}, store=st)
+    rid = meta["id"]
+    saved = st.read(rid)
+    assert saved["status"] == "done" and 0 <= saved["metrics"]["auroc"] <= 1
+    assert saved["config"]["rho"] == 10.0 and saved["seed"] == 0
+    arr = st.arrays(rid)
+    assert arr["test_scores"].shape == arr["y_test"].shape
+    assert arr["train_latent"].shape[1] == 64 and arr["split_atypical"].dtype == bool
+    hist = st.history(rid)
+    assert {h["stage"] for h in hist} == {"pretrain", "joint"}
+    from ocvis.methods import make_method
+    m = make_method("ics", "tiny").load_state_dict(st.model_state(rid))
+    from ocvis.data import make_task
+    t = make_task("digits", "one-class", [1])
+    np.testing.assert_allclose(m.score_samples(t.x_test), arr["test_scores"], rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_failed_run_keeps_curves(tmp_path, monkeypatch):
+    """A loss that turns NaN on the 4th step: the run fails, says why, keeps 3 steps."""
+    import ocvis.losses as losses
+
+    real, calls = losses.reconstruction, {"n": 0}
+
+    def flaky(x, xh, reduction="sum"):
+        calls["n"] += 1
+        out = real(x, xh, reduction)
+        return out * float("nan") if calls["n"] >= 4 else out
+
+    monkeypatch.setattr(losses, "reconstruction", flaky)
+    st = RunStore(tmp_path)
+    with pytest.raises(TrainingError, match="diverged"):
+        run_experiment({"dataset": "digits", "normal": [2]}, "cae", "tiny",
+                       {"reuse_pretrain": False, "pretrain_epochs": 5}, store=st)
+    (run,) = st.list()
+    assert run["status"] == "failed" and "diverged" in run["error"]
+    assert len(st.history(run["id"])) == 3
+
+
+def test_cli_run_and_bench(tmp_path):
+    env = {"OCVIS_RUNS_DIR": str(tmp_path / "runs"), "PATH": "/usr/bin:/bin",
+           "OCVIS_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "ocvis", "run", "--method", "pca",
+                          "--dataset", "digits", "--normal", "3", "--seed", "0"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    assert "auroc" in out and "stored as run" in out
+    assert len(RunStore(tmp_path / "runs").list()) == 1
+    res = subprocess.run([sys.executable, "-m", "ocvis", "bench", "--methods", "pca,hog",
+                          "--dataset", "digits", "--classes", "0,1", "--out-dir",
+                          str(tmp_path), "--name", "t"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert len(lines) == 1 + 4 + 2  # header, 4 rows, 2 mean rows
+    again = subprocess.run([sys.executable, "-m", "ocvis", "bench", "--methods", "pca,hog",
+                            "--dataset", "digits", "--classes", "0,1", "--out-dir",
+                            str(tmp_path), "--name", "t"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, check=True)
+    assert "AUROC" not in again.stdout  # every row present: nothing re-run
+    assert (tmp_path / "t.csv").read_text().splitlines() == lines
+    bad = subprocess.run([sys.executable, "-m", "ocvis", "run", "--dataset", "nope"],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown dataset" in bad.stderr
+    del res

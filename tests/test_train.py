@@ -1,0 +1,127 @@
+"""The training engine: device choice, determinism, cancel, NaN guard, L2 term, hooks."""
+
+import pytest
+import torch
+
+from ocvis.errors import Cancelled, TrainingError
+from ocvis.train import (History, Hooks, batches, make_optimizer, resolve_device, run_epochs,
+                         seed_everything)
+
+
+def _setup(seed=0):
+    g = seed_everything(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    y = x.sum(1, keepdim=True)
+    idx = {"b": None}
+
+    def step(i):
+        if i == 0:
+            idx["b"] = list(batches(len(x), 16, g))
+        b = idx["b"][i]
+        return {"mse": (model(x[b]) - y[b]).pow(2).mean()}
+
+    return model, step
+
+
+class Recorder(Hooks):
+    def __init__(self, stop_after=None):
+        self.steps, self.stages, self.epochs = [], [], []
+        self.stop_after = stop_after
+
+    def on_stage(self, *a):
+        self.stages.append(a)
+
+    def on_step(self, e):
+        self.steps.append(e)
+
+    def on_epoch(self, e):
+        self.epochs.append(e)
+
+    def should_stop(self):
+        return self.stop_after is not None and len(self.steps) >= self.stop_after
+
+
+def test_resolve_device_cpu_here():
+    dev = resolve_device("auto")
+    assert dev.type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        assert dev.type == "cpu"
+        with pytest.raises(TrainingError, match="CUDA"):
+            resolve_device("cuda")
+
+
+def test_events_and_history():
+    model, step = _setup()
+    rec, hist = Recorder(), History()
+    n = run_epochs(model, step, stage="s", epochs=3, steps_per_epoch=4,
+                   optimizer=make_optimizer("adam", model.parameters(), 1e-2),
+                   l2=1e-3, l2_params=[model[0].weight], hooks=rec, history=hist)
+    assert n == 12 and len(rec.steps) == 12 and len(hist) == 12 and len(rec.epochs) == 3
+    e = rec.steps[-1]
+    assert e["stage"] == "s" and e["epoch"] == 3 and e["step"] == 4
+    assert set(e["losses"]) == {"mse", "l2", "total"}
+    assert e["losses"]["total"] == pytest.approx(e["losses"]["mse"] + e["losses"]["l2"])
+    assert rec.epochs[-1]["losses"]["mse"] < rec.epochs[0]["losses"]["mse"]  # it learns
+
+
+def test_determinism_with_seed():
+    def losses(seed):
+        model, step = _setup(seed)
+        h = History()
+        run_epochs(model, step, stage="s", epochs=2, steps_per_epoch=4,
+                   optimizer=make_optimizer("sgd", model.parameters(), 1e-2), history=h)
+        return [r["losses"]["mse"] for r in h.records]
+
+    assert losses(3) == losses(3)
+    assert losses(3) != losses(4)
+
+
+def test_cancel_between_steps():
+    model, step = _setup()
+    rec = Recorder(stop_after=5)
+    with pytest.raises(Cancelled, match="epoch 2"):
+        run_epochs(model, step, stage="s", epochs=10, steps_per_epoch=4,
+                   optimizer=make_optimizer("adam", model.parameters(), 1e-2), hooks=rec)
+    assert len(rec.steps) == 5
+
+
+def test_nan_guard_keeps_last_finite_state():
+    model, step = _setup()
+    calls = {"n": 0}
+
+    def bad_step(i):
+        calls["n"] += 1
+        out = step(i)
+        if calls["n"] == 3:
+            out["mse"] = out["mse"] * float("nan")
+        return out
+
+    hist = History()
+    before = None
+
+    class Snap(Hooks):
+        def on_step(self, e):
+            nonlocal before
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    with pytest.raises(TrainingError, match="diverged.*mse"):
+        run_epochs(model, bad_step, stage="s", epochs=1, steps_per_epoch=4,
+                   optimizer=make_optimizer("adam", model.parameters(), 1e-2),
+                   hooks=Snap(), history=hist)
+    assert len(hist) == 2  # the two finite steps are kept
+    for k, v in model.state_dict().items():  # no update from the NaN step
+        assert torch.equal(v, before[k])
+        assert torch.isfinite(v).all()
+
+
+def test_unknown_optimizer():
+    with pytest.raises(TrainingError, match="unknown optimizer"):
+        make_optimizer("lbfgs", [torch.zeros(1, requires_grad=True)], 1.0)
+
+
+def test_batches_drop_single_last():
+    g = torch.Generator().manual_seed(0)
+    sizes = [len(b) for b in batches(65, 16, g)]
+    assert sizes == [16, 16, 16, 16]
+    assert sorted(torch.cat(list(batches(10, 4, g))).tolist()) == list(range(10))
