@@ -135,6 +135,75 @@ def _store_failure(store, run_id, meta, recorder) -> None:
         log.warning("could not record the failure of run %s: %s", run_id, exc)
 
 
+def run_split(task_cfg: dict, preset: str = "cpu", overrides: dict | None = None, *,
+              store=None, hooks: Hooks | None = None, run_id: str | None = None) -> dict:
+    """Stages 1 and 2 of ICS alone: train the splitting autoencoder (cached, so a later ICS
+    run with the same settings reuses it), reconstruct every normal training image and
+    measure its similarity. The typical / atypical cut is then free to move (``rho``)."""
+    from ocvis.data import make_task
+    from ocvis.methods import make_method
+    from ocvis.split import split
+    from ocvis.train import MultiHooks
+
+    overrides = dict(overrides or {})
+    overrides.setdefault("seed", int(task_cfg.get("seed", 0)))
+    recorder = _Recorder()
+    all_hooks = MultiHooks([recorder, hooks])
+    meta: dict[str, Any] = {"method": "split", "kind": "split", "preset": preset,
+                            "task": dict(task_cfg), "overrides": overrides,
+                            "seed": overrides["seed"]}
+    if store is not None and run_id is None:
+        run_id = store.create({**meta, "task_name": f"{task_cfg.get('dataset')}-"
+                                                    f"{task_cfg.get('normal')}"})
+    if store is not None:
+        store.update(run_id, status="running", started=time.time())
+    try:
+        task = make_task(task_cfg.get("dataset", "digits"), task_cfg.get("protocol", "one-class"),
+                         task_cfg.get("normal", 0), n_train=task_cfg.get("n_train"),
+                         ratio=task_cfg.get("ratio", 10.0), seed=int(task_cfg.get("seed", 0)))
+        m = make_method("ics", preset, **overrides)
+        from ocvis.methods.base import validate_config
+
+        validate_config(m.config)
+        meta.update(task_name=task.name, config=asdict(m.config), title="Intra-class split",
+                    device=device_description(resolve_device(m.config.device)),
+                    task_summary=task.summary())
+        if store is not None:
+            store.update(run_id, **meta)
+        t0 = time.perf_counter()
+        m.pretrain(task.x_train, all_hooks)
+        all_hooks.on_status(f"measuring {m.config.similarity.upper()} of every reconstruction")
+        x_hat = m.reconstruct(task.x_train)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            sp = split(task.x_train, x_hat, rho=m.config.rho, metric=m.config.similarity)
+        fit_seconds = time.perf_counter() - t0
+        if getattr(m, "pretrain_reused_", False):
+            fit_seconds += float(getattr(m, "pretrain_seconds_", 0.0))
+        meta.update(status="done", fit_seconds=fit_seconds, finished=time.time(),
+                    rho=m.config.rho, similarity=m.config.similarity,
+                    pretrain_reused=bool(getattr(m, "pretrain_reused_", False)),
+                    n_atypical=int(sp.atypical.sum()))
+        if store is not None:
+            recon = (x_hat.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+            store.write_arrays(run_id, similarity=sp.similarity, atypical=sp.atypical,
+                               recon_uint8=recon.numpy(), train_classes=task.train_classes)
+            store.write_history(run_id, m.history.to_json())
+            store.update(run_id, **meta)
+    except Cancelled as exc:
+        meta.update(status="cancelled", error=str(exc), finished=time.time())
+        _store_failure(store, run_id, meta, recorder)
+        raise
+    except Exception as exc:
+        msg = str(exc) if isinstance(exc, OcvisError) else f"{type(exc).__name__}: {exc}"
+        meta.update(status="failed", error=msg, finished=time.time())
+        _store_failure(store, run_id, meta, recorder)
+        raise
+    meta["id"] = run_id
+    meta["split"] = sp
+    return meta
+
+
 # ----------------------------------------------------------------------------- bench
 BENCH_COLUMNS = ["dataset", "method", "normal_class", "class_name", "seed", "preset", "n_train",
                  "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",

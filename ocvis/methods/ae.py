@@ -110,6 +110,7 @@ class _AEMethod(Method):
     Config = AEConfig
     presets = AE_PRESETS
     deep = True
+    stages = ("pretrain", "joint")
 
     def _build(self, channels: int) -> PaperAutoencoder:
         return PaperAutoencoder(in_channels=channels, latent_dim=self.config.latent_dim)

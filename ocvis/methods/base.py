@@ -95,6 +95,7 @@ class Method:
     Config: ClassVar[type] = DetectorConfig
     presets: ClassVar[dict[str, dict]] = {"paper": {}, "cpu": {}}
     deep: ClassVar[bool] = False
+    stages: ClassVar[tuple[str, ...]] = ()   # training stages, in order (for progress)
 
     def __init__(self, config=None, **overrides: Any) -> None:
         cfg = self.Config() if config is None else config

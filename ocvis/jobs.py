@@ -1,0 +1,280 @@
+"""Background jobs for the UI: threads that never call Streamlit.
+
+A :class:`JobManager` runs submitted jobs one at a time in a worker thread (2 cores do not
+train two models faster than one), so a second job waits in the queue instead of being lost
+or fighting for the cores. Each :class:`Job` exposes its status (queued / running / done /
+failed / cancelled), progress (stage, epoch, step, fraction, ETA), the loss history per
+named term, the last status message and error, and a cancel flag that the engine checks
+before every step. The UI keeps one manager in ``st.cache_resource`` so jobs survive reruns,
+page switches and browser reloads; results land in the run store.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ocvis.errors import Cancelled, OcvisError
+from ocvis.train import Hooks
+
+log = logging.getLogger(__name__)
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+HISTORY_FLUSH_SECONDS = 5.0
+
+
+def default_torch_threads() -> int:
+    """``$OCVIS_TORCH_THREADS`` or all cores but one (the server keeps one to answer)."""
+    env = os.environ.get("OCVIS_TORCH_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    title: str
+    params: dict
+    stages: tuple[str, ...] = ()
+    status: str = "queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    message: str = ""
+    error: str | None = None
+    result: Any = None
+    run_id: str | None = None
+    history: list[dict] = field(default_factory=list)
+    progress: dict = field(default_factory=dict)
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("done", "failed", "cancelled")
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        if self.status == "queued":
+            self.status = "cancelled"
+            self.finished = time.time()
+            self.message = "cancelled before it started"
+
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    def snapshot(self) -> dict:
+        """A consistent, plain copy for display (the worker keeps appending)."""
+        return {"id": self.id, "kind": self.kind, "title": self.title, "status": self.status,
+                "message": self.message, "error": self.error, "run_id": self.run_id,
+                "progress": dict(self.progress), "n_history": len(self.history),
+                "elapsed": self.elapsed(), "params": self.params}
+
+
+class JobHooks(Hooks):
+    """Engine hooks that record into a job (and flush the curves to its run now and then)."""
+
+    def __init__(self, job: Job, store=None) -> None:
+        self.job = job
+        self.store = store
+        self._stage_index = -1
+        self._stage_seen: list[str] = []
+        self._last_flush = time.time()
+
+    def on_stage(self, stage, epochs, steps):
+        if stage not in self._stage_seen:
+            self._stage_seen.append(stage)
+        self.job.progress.update(stage=stage, epochs=epochs, steps=steps, epoch=0, step=0)
+        self.job.message = f"{stage}: {epochs} epoch(s) of {steps} step(s)"
+
+    def on_step(self, e):
+        job = self.job
+        job.history.append(e)
+        stages = list(job.stages) or self._stage_seen
+        k = max(1, len(stages))
+        try:
+            si = stages.index(e["stage"])
+        except ValueError:
+            si = len(self._stage_seen) - 1
+        within = ((e["epoch"] - 1) * e["steps"] + e["step"]) / max(1, e["epochs"] * e["steps"])
+        frac = min(1.0, (si + within) / k)
+        el = job.elapsed()
+        job.progress.update(stage=e["stage"], epoch=e["epoch"], epochs=e["epochs"],
+                            step=e["step"], steps=e["steps"], global_step=e["global_step"],
+                            fraction=frac,
+                            eta=(el / frac - el) if frac > 0.01 else None)
+        if self.store is not None and job.run_id and \
+                time.time() - self._last_flush > HISTORY_FLUSH_SECONDS:
+            self._last_flush = time.time()
+            try:
+                self.store.write_history(job.run_id, list(job.history))
+            except OSError as exc:
+                log.warning("could not flush history of %s: %s", job.run_id, exc)
+
+    def on_status(self, message):
+        self.job.message = message
+
+    def should_stop(self):
+        return self.job.cancel_requested
+
+
+class JobManager:
+    """FIFO of jobs run by one daemon worker thread."""
+
+    def __init__(self, store=None, torch_threads: int | None = None) -> None:
+        from ocvis.runs import RunStore
+
+        self.store = store if store is not None else RunStore()
+        self.torch_threads = torch_threads or default_torch_threads()
+        self._jobs: dict[str, Job] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    # -- submitting ---------------------------------------------------------------------
+    def submit(self, kind: str, title: str, fn: Callable[[Job, Hooks], Any],
+               params: dict | None = None, stages: tuple[str, ...] = ()) -> Job:
+        """Queue ``fn(job, hooks)``; its return value becomes ``job.result``."""
+        with self._lock:
+            job = Job(id=f"job-{next(self._ids)}", kind=kind, title=title,
+                      params=dict(params or {}), stages=tuple(stages))
+            self._jobs[job.id] = job
+            self._queue.put((job, fn))
+            self._ensure_worker()
+        return job
+
+    def submit_experiment(self, task_cfg: dict, method: str, preset: str = "cpu",
+                          overrides: dict | None = None) -> Job:
+        """Fit + evaluate + store a method (the Train page's Start button)."""
+        from ocvis.experiments import run_experiment
+        from ocvis.methods import get_method
+
+        cls = get_method(method)
+        stages = tuple(getattr(cls, "stages", ()))
+        run_id = self.store.create({"method": method, "preset": preset, "task": dict(task_cfg),
+                                    "overrides": dict(overrides or {}), "kind": "experiment",
+                                    "task_name": f"{task_cfg.get('dataset')}-"
+                                                 f"{task_cfg.get('normal')}"})
+
+        def fn(job: Job, hooks: Hooks):
+            return run_experiment(task_cfg, method, preset, overrides, store=self.store,
+                                  hooks=hooks, run_id=run_id)
+
+        job = self.submit("experiment", f"{cls.title} · {task_cfg.get('dataset')} "
+                                        f"{task_cfg.get('normal')}", fn,
+                          {"task": task_cfg, "method": method, "preset": preset,
+                           "overrides": overrides or {}}, stages)
+        job.run_id = run_id
+        return job
+
+    def submit_split(self, task_cfg: dict, preset: str = "cpu",
+                     overrides: dict | None = None) -> Job:
+        """Train the splitting autoencoder and compute every sample's similarity."""
+        from ocvis.experiments import run_split
+
+        run_id = self.store.create({"method": "split", "preset": preset, "kind": "split",
+                                    "task": dict(task_cfg), "overrides": dict(overrides or {}),
+                                    "task_name": f"{task_cfg.get('dataset')}-"
+                                                 f"{task_cfg.get('normal')}"})
+
+        def fn(job: Job, hooks: Hooks):
+            return run_split(task_cfg, preset, overrides, store=self.store, hooks=hooks,
+                             run_id=run_id)
+
+        job = self.submit("split", f"Intra-class split · {task_cfg.get('dataset')} "
+                                   f"{task_cfg.get('normal')}", fn,
+                          {"task": task_cfg, "preset": preset, "overrides": overrides or {}},
+                          ("pretrain",))
+        job.run_id = run_id
+        return job
+
+    # -- reading ------------------------------------------------------------------------
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def active(self) -> Job | None:
+        return next((j for j in self.jobs() if j.status == "running"), None)
+
+    def queued(self) -> list[Job]:
+        return [j for j in self.jobs() if j.status == "queued"][::-1]
+
+    def cancel(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.cancel()
+            if job.status == "cancelled" and job.run_id:
+                try:
+                    self.store.update(job.run_id, status="cancelled",
+                                      error="cancelled before it started",
+                                      finished=time.time())
+                except OcvisError:
+                    pass
+
+    def wait(self, job: Job, timeout: float = 60.0) -> Job:
+        """Block until ``job`` ends (tests, CLI)."""
+        t0 = time.time()
+        while not job.done and time.time() - t0 < timeout:
+            time.sleep(0.05)
+        return job
+
+    # -- the worker -----------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._loop, name="ocvis-jobs", daemon=True)
+            self._worker.start()
+
+    def _loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.torch_threads)
+        while True:
+            job, fn = self._queue.get()
+            try:
+                self._run(job, fn)
+            finally:
+                self._queue.task_done()
+
+    def _run(self, job: Job, fn) -> None:
+        if job.cancel_requested or job.status == "cancelled":
+            job.status = "cancelled"
+            job.finished = job.finished or time.time()
+            return
+        job.status = "running"
+        job.started = time.time()
+        job.message = "starting"
+        hooks = JobHooks(job, self.store)
+        try:
+            job.result = fn(job, hooks)
+            job.status = "done"
+            job.message = "finished"
+        except Cancelled as exc:
+            job.status = "cancelled"
+            job.message = str(exc)
+        except OcvisError as exc:
+            job.status = "failed"
+            job.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a job never kills the worker
+            job.status = "failed"
+            job.error = f"{type(exc).__name__}: {exc}"
+            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+        finally:
+            job.finished = time.time()
+            job.progress["fraction"] = 1.0 if job.status == "done" else \
+                job.progress.get("fraction", 0.0)

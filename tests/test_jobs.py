@@ -1,0 +1,104 @@
+"""Background jobs: queueing, live history, cancel within 2 s, failures, run on disk."""
+import threading
+import time
+
+import pytest
+
+from ocvis.errors import TrainingError
+from ocvis.jobs import JobManager
+from ocvis.runs import RunStore
+from ocvis.train import Hooks
+
+
+def _manager(tmp_path):
+    return JobManager(RunStore(tmp_path), torch_threads=1)
+
+
+def test_experiment_job_records_history_and_run(tmp_path):
+    jm = _manager(tmp_path)
+    job = jm.submit_experiment({"dataset": "digits", "normal": [0], "seed": 0}, "ics", "tiny",
+                               {"reuse_pretrain": False})
+    assert job.run_id and job.status in ("queued", "running")
+    jm.wait(job, 120)
+    assert job.status == "done", job.error
+    assert job.history and {h["stage"] for h in job.history} == {"pretrain", "joint"}
+    assert job.progress["fraction"] == 1.0
+    run = jm.store.read(job.run_id)
+    assert run["status"] == "done" and "auroc" in run["metrics"]
+    assert len(jm.store.history(job.run_id)) == len(job.history)
+
+
+def test_second_job_is_queued_not_lost(tmp_path):
+    jm = _manager(tmp_path)
+    gate = threading.Event()
+
+    def blocker(job, hooks):
+        gate.wait(10)
+        return "first"
+
+    a = jm.submit("test", "a", blocker)
+    b = jm.submit("test", "b", lambda job, hooks: "second")
+    time.sleep(0.2)
+    assert a.status == "running" and b.status == "queued"
+    assert jm.queued() == [b]
+    gate.set()
+    jm.wait(b, 10)
+    assert (a.result, b.result) == ("first", "second")
+
+
+def test_cancel_running_job_within_two_seconds(tmp_path):
+    jm = _manager(tmp_path)
+    job = jm.submit_experiment({"dataset": "digits", "normal": [1]}, "cae", "cpu",
+                               {"pretrain_epochs": 200, "reuse_pretrain": False})
+    t0 = time.time()
+    while len(job.history) < 3 and time.time() - t0 < 60:
+        time.sleep(0.05)
+    assert job.status == "running"
+    t_cancel = time.time()
+    jm.cancel(job.id)
+    jm.wait(job, 10)
+    assert job.status == "cancelled"
+    assert time.time() - t_cancel < 2.0
+    run = jm.store.read(job.run_id)
+    assert run["status"] == "cancelled"
+    assert len(jm.store.history(job.run_id)) >= 3  # the curves so far are kept
+
+
+def test_cancel_queued_job(tmp_path):
+    jm = _manager(tmp_path)
+    gate = threading.Event()
+    a = jm.submit("test", "a", lambda job, hooks: gate.wait(10))
+    b = jm.submit_experiment({"dataset": "digits", "normal": [1]}, "pca")
+    jm.cancel(b.id)
+    assert b.status == "cancelled"
+    gate.set()
+    jm.wait(a, 10)
+    time.sleep(0.1)
+    assert b.status == "cancelled" and b.result is None
+    assert jm.store.read(b.run_id)["status"] == "cancelled"
+
+
+def test_failing_job_reports_readable_error(tmp_path):
+    jm = _manager(tmp_path)
+
+    def boom(job, hooks):
+        hooks.on_step({"stage": "s", "epoch": 1, "epochs": 1, "step": 1, "steps": 2,
+                       "global_step": 1, "losses": {"rec": 1.0}})
+        raise TrainingError("the loss diverged (rec is NaN)")
+
+    job = jm.wait(jm.submit("test", "boom", boom), 10)
+    assert job.status == "failed" and "diverged" in job.error
+    assert len(job.history) == 1  # the curve so far is kept
+    ok = jm.wait(jm.submit("test", "next", lambda j, h: 1), 10)
+    assert ok.status == "done"  # the worker survived
+
+
+def test_split_job(tmp_path):
+    jm = _manager(tmp_path)
+    job = jm.wait(jm.submit_split({"dataset": "digits", "normal": [3]}, "tiny"), 120)
+    assert job.status == "done", job.error
+    arr = jm.store.arrays(job.run_id)
+    n = len(arr["similarity"])
+    assert arr["atypical"].sum() == int(0.1 * n)
+    assert arr["recon_uint8"].shape == (n, 1, 32, 32)
+    assert jm.store.read(job.run_id)["kind"] == "split"
