@@ -1,0 +1,87 @@
+"""The job manager of this server and the live job panel (a fragment that polls a job)."""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from ocvis.ui.figures import loss_figure
+
+REFRESH_SECONDS = 1.0
+ACTIVE_JOB_KEY = "ocvis_active_job"
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager():
+    """One manager per server process: jobs survive reruns, page switches and reloads."""
+    from ocvis.jobs import JobManager
+
+    return JobManager()
+
+
+def _fmt_seconds(s) -> str:
+    if s is None:
+        return "…"
+    s = int(round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def job_status_line(job) -> str:
+    p = job.progress
+    bits = [f"**{job.status}**"]
+    if p.get("stage"):
+        bits.append(f"{p['stage']} · epoch {p.get('epoch', 0)}/{p.get('epochs', '?')} · "
+                    f"step {p.get('step', 0)}/{p.get('steps', '?')}")
+    if job.status == "running":
+        bits.append(f"elapsed {_fmt_seconds(job.elapsed())}, ETA {_fmt_seconds(p.get('eta'))}")
+    return " · ".join(bits)
+
+
+def render_job(job, key: str) -> None:
+    """Progress bar, status, loss curves and a Cancel button for ``job``."""
+    st.markdown(f"{job.title} — {job_status_line(job)}")
+    st.progress(float(job.progress.get("fraction", 0.0 if not job.done else 1.0)),
+                text=job.message or job.status)
+    hist = list(job.history)
+    st.plotly_chart(loss_figure(hist), use_container_width=True, key=f"{key}-loss")
+    if job.status in ("queued", "running"):
+        if st.button("Cancel", key=f"{key}-cancel-{job.id}", type="secondary"):
+            job_manager().cancel(job.id)
+            st.toast("Cancelling… the job stops before its next step.")
+    elif job.status == "failed":
+        st.error(f"The job failed: {job.error}")
+    elif job.status == "cancelled":
+        st.warning(f"Cancelled. {job.message}")
+
+
+def live_job(job_id: str | None, key: str, on_done=None) -> None:
+    """A fragment that redraws ``job_id`` every second while it runs; when it ends, the
+    whole page reruns once so results below the panel appear."""
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def _panel():
+        job = job_manager().get(job_id) if job_id else None
+        if job is None:
+            st.info("No job yet.")
+            return
+        render_job(job, key)
+        done_key = f"{key}-seen-done-{job.id}"
+        if job.done and not st.session_state.get(done_key):
+            st.session_state[done_key] = True
+            if on_done is not None:
+                on_done(job)
+            st.rerun()
+
+    _panel()
+
+
+def queue_summary() -> None:
+    jm = job_manager()
+    active, queued = jm.active(), jm.queued()
+    if active or queued:
+        st.caption(f"Jobs: {'1 running' if active else 'none running'}, {len(queued)} queued "
+                   "(one at a time on this machine)")
+
+
+def wait_seconds(t0: float) -> float:
+    return time.time() - t0

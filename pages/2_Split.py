@@ -1,0 +1,96 @@
+"""Intra-class split: train the splitting autoencoder, then move rho and look at both groups."""
+import numpy as np
+import streamlit as st
+
+from ocvis.methods import get_method
+from ocvis.split import split_from_similarity
+from ocvis.ui.common import current_task, sidebar, task_config, user_errors
+from ocvis.ui.figures import histogram_with_threshold
+from ocvis.ui.images import grid
+from ocvis.ui.jobs import job_manager, live_job, queue_summary
+from ocvis.ui.runs import arrays, latest_run, run_store
+
+st.set_page_config(page_title="ocvis · Split", layout="wide")
+sidebar()
+st.title("Intra-class split")
+st.caption("Schlachter et al. 2019, Sec. 3.2: an autoencoder reconstructs every normal "
+           "training image; the ρ % with the lowest SSIM to their reconstruction are "
+           "*atypical*, the rest *typical*.")
+cfg = task_config()
+with user_errors():
+    task, _ = current_task()
+st.markdown(f"Task: **{task.name}** — {len(task.x_train)} training images")
+
+ics = get_method("ics")
+c1, c2, c3, c4 = st.columns(4)
+preset = c1.selectbox("Preset", list(ics.presets), index=list(ics.presets).index("cpu"),
+                      help="cpu: minutes on 2 cores · paper: the full budget · tiny: a smoke test")
+epochs = c2.number_input("Autoencoder epochs", min_value=1, max_value=1000, step=1,
+                         value=int(ics.presets[preset]["pretrain_epochs"]))
+metric = c3.selectbox("Similarity", ["ssim", "mse"], help="SSIM as in the paper, or -MSE")
+start = c4.button("Train splitting autoencoder", type="primary", use_container_width=True)
+overrides = {"pretrain_epochs": int(epochs), "similarity": metric}
+if start:
+    job = job_manager().submit_split(cfg, preset, overrides)
+    st.session_state["split_job"] = job.id
+queue_summary()
+
+job_id = st.session_state.get("split_job")
+job = job_manager().get(job_id) if job_id else None
+if job is not None and job.params.get("task") == cfg:
+    live_job(job_id, "split")
+
+run = latest_run("split", cfg)
+if run is None:
+    st.info("No split for this task yet: train the splitting autoencoder above.")
+    st.stop()
+
+arr = arrays(run["id"])
+sim = arr["similarity"]
+rho_default = float(st.session_state.get("ocvis_rho", run.get("rho", 10.0)))
+rho = st.slider("ρ: % of the normal training data that is atypical", 0.0, 50.0, rho_default,
+                step=0.5, key="split_rho")
+st.session_state["ocvis_rho"] = rho  # the Train page's default for ICS
+with st.spinner("re-splitting"):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sp = split_from_similarity(sim, rho, metric=run.get("similarity", "ssim"))
+m = st.columns(4)
+m[0].metric("Typical", int(sp.typical.sum()))
+m[1].metric("Atypical", int(sp.atypical.sum()))
+m[2].metric("Threshold", f"{sp.threshold:.4f}")
+m[3].metric("Autoencoder", f"{run.get('fit_seconds', 0):.0f} s",
+            help="reused from the cache" if run.get("pretrain_reused") else None)
+if sp.atypical.sum() == 0:
+    st.warning("ρ gives no atypical sample: ICS would train with closeness only.")
+label = "SSIM" if run.get("similarity", "ssim") == "ssim" else "−MSE"
+st.plotly_chart(histogram_with_threshold(sim, sp.threshold, groups=sp.atypical, xaxis=label),
+                use_container_width=True, key="split-hist")
+
+x = task.x_train
+if len(x) != len(sim):
+    st.error("This split was computed on other training images; train it again.")
+    st.stop()
+order = np.argsort(sim, kind="stable")
+k = st.slider("Images per gallery", 8, 48, 16, step=8)
+g1, g2 = st.columns(2)
+with g1:
+    st.subheader("Most typical")
+    idx = order[::-1][:k]
+    st.image([grid(x[i:i + 1], ncols=1, scale=3, pad=0) for i in idx],
+             caption=[f"{label} {sim[i]:.3f}" for i in idx], width=72)
+with g2:
+    st.subheader("Most atypical")
+    idx = order[:k]
+    st.image([grid(x[i:i + 1], ncols=1, scale=3, pad=0) for i in idx],
+             caption=[f"{label} {sim[i]:.3f}" for i in idx], width=72)
+
+st.subheader("Original vs reconstruction (most atypical first)")
+n_pairs = min(12, len(order))
+idx = order[:n_pairs]
+recon = arr["recon_uint8"][idx]
+st.image(grid(np.concatenate([(x[idx].numpy() * 255).round().astype(np.uint8), recon]),
+              ncols=n_pairs, scale=3),
+         caption="top: original · bottom: reconstruction", use_container_width=True)
