@@ -196,7 +196,7 @@ class KDE(Detector):
         bank = torch.from_numpy(X)
         if self.normalize:
             bank = nn.functional.normalize(bank, dim=1)
-        var = float(bank.var()) if bank.numel() > 1 else 1.0
+        var = float(bank.var(unbiased=False)) if bank.numel() > 1 else 1.0
         d = bank.shape[1]
         self.gamma_ = 10.0 / (d * max(var, 1e-12)) if self.gamma == "auto" else float(self.gamma)
         self.module_ = KDEModule(bank, self.gamma_, self.normalize)

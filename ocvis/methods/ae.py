@@ -198,6 +198,16 @@ class _AEMethod(Method):
         self.model_.eval()
         return predict(self.model_.encoder, x, self.device_).numpy().astype(np.float64)
 
+    def torch_features(self) -> torch.nn.Module:
+        """The encoder (eval mode): differentiable features for explanations."""
+        self._check_model()
+        return self.model_.encoder.eval()
+
+    def cam_layers(self) -> list[tuple[str, torch.nn.Module, int]]:
+        """Encoder convolutions with their output size (for GradCAM)."""
+        self._check_model()
+        return self.model_.encoder.conv_layers()
+
     def _check_model(self) -> None:
         if not hasattr(self, "model_"):
             raise DataError(f"{self.name} is not fitted yet: call fit first")

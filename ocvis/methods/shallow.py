@@ -39,6 +39,23 @@ def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
     return x[:, :, border:x.shape[2] - border, border:x.shape[3] - border] if border else x
 
 
+class _PixelFeatures(torch.nn.Module):
+    """Crop + flatten (+ an optional fixed linear map): differentiable shallow features."""
+
+    def __init__(self, border: int, mean=None, components=None) -> None:
+        super().__init__()
+        self.border = border
+        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean))
+        self.register_buffer("components",
+                             None if components is None else torch.as_tensor(components))
+
+    def forward(self, x):
+        f = _crop(x, self.border).flatten(1).to(torch.float64)
+        if self.components is not None:
+            f = (f - self.mean) @ self.components.T
+        return f
+
+
 class Original(Method):
     """Raw pixels + OC-SVM."""
 
@@ -52,6 +69,9 @@ class Original(Method):
 
     def _embed(self, x):
         return _crop(x, self.config.crop_border).flatten(1).numpy().astype(np.float64)
+
+    def torch_features(self):
+        return _PixelFeatures(self.config.crop_border)
 
 
 class PCA(Method):
@@ -74,6 +94,9 @@ class PCA(Method):
     def _embed(self, x):
         flat = _crop(x, self.config.crop_border).flatten(1).numpy().astype(np.float64)
         return (flat - self.mean_) @ self.components_.T
+
+    def torch_features(self):
+        return _PixelFeatures(self.config.crop_border, self.mean_, self.components_)
 
     def _net_state(self):
         return {"mean": torch.from_numpy(self.mean_), "components": torch.from_numpy(self.components_)}

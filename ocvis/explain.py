@@ -1,0 +1,202 @@
+"""Visual explanations of one-class scores (two-stage paper, Sec. 3.2.1 and Fig. 6).
+
+The normality score is made end-to-end differentiable by putting a differentiable detector
+on top of the learned features: ``score(x) = KDE(f(x))`` (the paper's choice), or the
+method's own detector when it is differentiable (OC-SVM's RBF decision function, GDE's
+log-likelihood). Attributions (captum):
+
+* :meth:`Explainer.integrated_gradients`: IG from a black baseline; completeness
+  ``sum(attr) = score(x) - score(baseline)`` holds up to the integration error
+  (``delta`` is returned to check it).
+* :meth:`Explainer.gradcam`: GradCAM on a convolution layer of the encoder, by default the
+  deepest one whose map is still at least 8 x 8 (the paper autoencoder's last convolution is
+  2 x 2, too coarse), up-sampled bilinearly to the image.
+
+Heatmaps are overlaid on the images on the server (:func:`overlay`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ocvis.detectors import GDE, KDE, OCSVM, KDEModule, make_detector
+from ocvis.errors import DataError
+
+MIN_CAM_SIZE = 8
+
+
+class OCSVMModule(nn.Module):
+    """scikit-learn OneClassSVM's RBF decision function in torch:
+    ``sum_i alpha_i exp(-gamma ||f - sv_i||^2) - rho``."""
+
+    def __init__(self, svm: OCSVM) -> None:
+        super().__init__()
+        m = svm.model_
+        self.register_buffer("sv", torch.as_tensor(m.support_vectors_, dtype=torch.float64))
+        self.register_buffer("alpha", torch.as_tensor(m.dual_coef_[0], dtype=torch.float64))
+        self.register_buffer("rho", torch.as_tensor(float(m.intercept_[0]), dtype=torch.float64))
+        self.gamma = float(svm.gamma_)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        f = f.to(torch.float64)
+        d2 = (f.pow(2).sum(1, keepdim=True) + self.sv.pow(2).sum(1) - 2 * f @ self.sv.T)
+        return torch.exp(-self.gamma * d2.clamp_min(0)) @ self.alpha + self.rho
+
+
+class GDEModule(nn.Module):
+    """Gaussian log-likelihood of :class:`~ocvis.detectors.GDE` in torch."""
+
+    def __init__(self, gde: GDE) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(gde.mean_, dtype=torch.float64))
+        self.register_buffer("precision", torch.as_tensor(gde.precision_, dtype=torch.float64))
+        self.const = float(gde.logdet_ + len(gde.mean_) * math.log(2 * math.pi))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        d = f.to(torch.float64) - self.mean
+        return -0.5 * ((d @ self.precision * d).sum(1) + self.const)
+
+
+def detector_module(detector) -> nn.Module:
+    """A differentiable torch version of a fitted detector (KDE, OC-SVM, GDE)."""
+    if isinstance(detector, KDE):
+        return detector.module_
+    if isinstance(detector, OCSVM):
+        return OCSVMModule(detector)
+    if isinstance(detector, GDE):
+        return GDEModule(detector)
+    raise DataError(f"the {getattr(detector, 'name', type(detector).__name__)} detector is not "
+                    "differentiable; explain through the KDE head instead")
+
+
+class ScoreModel(nn.Module):
+    """``x -> head(features(x))``: one normality score per image."""
+
+    def __init__(self, features: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).to(torch.float64)
+
+
+def default_cam_layer(layers: list[tuple[str, nn.Module, int]]) -> str:
+    """The deepest convolution whose output is at least 8 x 8."""
+    ok = [name for name, _, size in layers if size >= MIN_CAM_SIZE]
+    if not ok:
+        raise DataError("no convolution layer with a map of at least 8 x 8")
+    return ok[-1]
+
+
+class Explainer:
+    """IG and GradCAM of a fitted method's score, through KDE (``head="kde"``) or the
+    method's own detector (``head="own"``)."""
+
+    def __init__(self, method, head: str = "kde") -> None:
+        feats = method.torch_features() if hasattr(method, "torch_features") else None
+        if feats is None:
+            raise DataError(f"{method.name} has no differentiable feature extractor to explain")
+        if head == "kde":
+            kde = make_detector("kde").fit(method.train_features_)
+            head_module = kde.module_
+        elif head == "own":
+            head_module = detector_module(method.detector_)
+        else:
+            raise DataError(f"unknown head {head!r}: 'kde' or 'own'")
+        self.method = method
+        self.head = head
+        self.model = ScoreModel(feats, head_module.to(torch.float64)).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.layers = method.cam_layers() if hasattr(method, "cam_layers") else []
+
+    def _device(self) -> torch.device:
+        try:
+            return next(self.model.features.parameters()).device
+        except StopIteration:
+            return torch.device("cpu")
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x.to(self._device())).cpu()
+
+    def integrated_gradients(self, x: torch.Tensor, n_steps: int = 64, baseline=None):
+        """Returns ``(attributions like x, delta per image, score(x), score(baseline))``."""
+        from captum.attr import IntegratedGradients
+
+        x = self._check(x).to(self._device())
+        base = torch.zeros_like(x) if baseline is None else baseline.to(x)
+        ig = IntegratedGradients(self.model)
+        attr, delta = ig.attribute(x, baselines=base, n_steps=n_steps,
+                                   internal_batch_size=max(1, 512 // max(1, len(x))) * len(x),
+                                   return_convergence_delta=True)
+        return attr.detach().cpu(), delta.detach().cpu(), self.score(x), self.score(base)
+
+    def gradcam(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
+        """GradCAM heatmaps ``N x 1 x H x W`` (ReLU of the gradient-weighted map)."""
+        from captum.attr import LayerAttribution, LayerGradCam
+
+        if not self.layers:
+            raise DataError(f"{self.method.name} has no convolution layers for GradCAM")
+        names = [n for n, _, _ in self.layers]
+        layer = layer or default_cam_layer(self.layers)
+        if layer not in names:
+            raise DataError(f"unknown layer {layer!r}; choose one of {', '.join(names)}")
+        module = dict((n, m) for n, m, _ in self.layers)[layer]
+        x = self._check(x).to(self._device())
+        cam = LayerGradCam(self.model, module).attribute(x, relu_attributions=True)
+        cam = LayerAttribution.interpolate(cam.to(torch.float32), tuple(x.shape[-2:]),
+                                           interpolate_mode="bilinear")
+        return cam.detach().cpu()
+
+    @staticmethod
+    def _check(x) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.ndim != 4:
+            raise DataError("explain expects images shaped N x C x H x W")
+        return x
+
+
+# ----------------------------------------------------------------------------- drawing
+_CMAP = np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0],
+                  [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]])  # jet-like anchors
+
+
+def colormap(v: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB floats in [0, 1] (jet-like)."""
+    v = np.clip(np.asarray(v, float), 0, 1) * (len(_CMAP) - 1)
+    lo = np.floor(v).astype(int).clip(0, len(_CMAP) - 2)
+    t = (v - lo)[..., None]
+    return _CMAP[lo] * (1 - t) + _CMAP[lo + 1] * t
+
+
+def normalise_heat(heat: np.ndarray, signed: bool = False) -> np.ndarray:
+    """Per image: |heat| summed over channels, scaled to [0, 1] by its 99th percentile."""
+    h = np.asarray(heat, float)
+    if h.ndim == 4:
+        h = np.abs(h).sum(1) if not signed else h.sum(1)
+    out = np.empty_like(h)
+    for i in range(len(h)):
+        a = np.abs(h[i])
+        hi = np.percentile(a, 99) if a.max() > 0 else 1.0
+        out[i] = np.clip(a / (hi or 1.0), 0, 1)
+    return out
+
+
+def overlay(images, heat: np.ndarray, alpha: float = 0.5, scale: int = 4) -> np.ndarray:
+    """Blend ``N x H x W`` heat in [0, 1] over ``N x C x H x W`` images -> ``N x H' x W' x 3``
+    uint8 (up-scaled by ``scale`` with nearest neighbours)."""
+    from ocvis.imaging import to_hwc_float
+
+    img = to_hwc_float(images)
+    grey = img.mean(-1, keepdims=True).repeat(3, -1)
+    col = colormap(heat)
+    out = (1 - alpha) * grey + alpha * col
+    out = np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
+    if scale > 1:
+        out = out.repeat(scale, 1).repeat(scale, 2)
+    return out

@@ -1,0 +1,77 @@
+"""Detectors: sign convention, KDE agrees with scikit-learn, validation."""
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from ocvis.detectors import KDE, OCSVM, make_detector
+from ocvis.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def feats():
+    rng = np.random.default_rng(0)
+    mu = np.r_[4.0, np.zeros(7)]  # normal data around one direction (KDE L2-normalises)
+    train = rng.normal(size=(300, 8)) + mu
+    test = np.r_[rng.normal(size=(100, 8)) + mu, rng.normal(size=(100, 8)) - mu]
+    return train, test
+
+
+@pytest.mark.parametrize("name", ["ocsvm", "kde", "gde", "iforest"])
+def test_higher_is_more_normal(feats, name):
+    train, test = feats
+    s = make_detector(name).fit(train).score_samples(test)
+    assert s.shape == (200,) and np.isfinite(s).all()
+    assert s[:100].mean() > s[100:].mean()
+
+
+def test_kde_same_ranking_as_sklearn_kerneldensity(feats):
+    from sklearn.neighbors import KernelDensity
+
+    train, test = feats
+    kde = KDE().fit(train)
+    g = kde.gamma_
+    norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    sk = KernelDensity(kernel="gaussian", bandwidth=np.sqrt(1 / (2 * g))).fit(norm(train))
+    ours, theirs = kde.score_samples(test), sk.score_samples(norm(test))
+    assert spearmanr(ours, theirs).statistic > 0.9999
+    # exact relation: ours = (log-density + const) / gamma
+    diff = ours * g - theirs
+    np.testing.assert_allclose(diff, diff[0], rtol=1e-6, atol=1e-6)
+
+
+def test_kde_gamma_rule(feats):
+    train, _ = feats
+    kde = KDE().fit(train)
+    b = train / np.linalg.norm(train, axis=1, keepdims=True)
+    assert kde.gamma_ == pytest.approx(10 / (b.shape[1] * b.var()))
+
+
+def test_kde_agrees_with_ocsvm_ranking(feats):
+    train, test = feats
+    kde = KDE(normalize=False, gamma=0.05).fit(train)
+    svm = OCSVM(nu=0.99, gamma=0.05).fit(train)  # nu -> 1: equal weights = a kernel density
+    assert spearmanr(kde.score_samples(test), svm.score_samples(test)).statistic > 0.999
+    svm01 = OCSVM(nu=0.1, gamma=0.05).fit(train)
+    assert spearmanr(kde.score_samples(test), svm01.score_samples(test)).statistic > 0.8
+
+
+def test_kde_module_gradients_nonzero_and_finite(feats):
+    train, test = feats
+    kde = KDE().fit(train)
+    f = torch.tensor(test[:5], requires_grad=True)
+    kde.module_(f).sum().backward()
+    assert torch.isfinite(f.grad).all() and (f.grad.abs().sum(1) > 0).all()
+    # a point equal to a bank entry still has a finite gradient
+    f2 = torch.tensor(train[:1], requires_grad=True)
+    kde.module_(f2).sum().backward()
+    assert torch.isfinite(f2.grad).all()
+
+
+def test_validation_messages():
+    with pytest.raises(DataError, match="nu=2"):
+        OCSVM(nu=2).fit(np.zeros((4, 2)))
+    with pytest.raises(DataError, match="NaN"):
+        KDE().fit(np.array([[0.0, np.nan], [1.0, 1.0]]))
+    with pytest.raises(DataError, match="unknown detector"):
+        make_detector("lof")

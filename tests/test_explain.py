@@ -1,0 +1,72 @@
+"""Explanations: shapes, finiteness, IG completeness within 5 %, non-zero KDE gradients."""
+import numpy as np
+import pytest
+import torch
+
+from ocvis.data import make_task
+from ocvis.errors import DataError
+from ocvis.explain import Explainer, default_cam_layer, normalise_heat, overlay
+from ocvis.methods import make_method
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    task = make_task("digits", "one-class", 0)
+    m = make_method("ics", "tiny", reuse_pretrain=False).fit(task)
+    return m, task.x_test[:8]
+
+
+@pytest.mark.parametrize("head", ["kde", "own"])
+def test_integrated_gradients(fitted, head):
+    m, x = fitted
+    e = Explainer(m, head)
+    attr, delta, s, sb = e.integrated_gradients(x, n_steps=64)
+    assert attr.shape == x.shape and torch.isfinite(attr).all()
+    # completeness: sum of attributions = score(x) - score(baseline), within 5 %
+    total = attr.flatten(1).sum(1).double()
+    np.testing.assert_allclose(total.numpy(), (s - sb).numpy(), rtol=0.05,
+                               atol=1e-9 + 1e-3 * float((s - sb).abs().max()))
+    assert (attr.flatten(1).abs().sum(1) > 0).all()  # gradients flow through the KDE
+
+
+def test_gradcam_default_layer_and_shape(fitted):
+    m, x = fitted
+    e = Explainer(m)
+    assert default_cam_layer(e.layers) == "conv3"  # deepest map >= 8 x 8 (8 x 8)
+    cam = e.gradcam(x)
+    assert cam.shape == (8, 1, 32, 32) and torch.isfinite(cam).all() and (cam >= 0).all()
+    cam1 = e.gradcam(x, layer="conv1")
+    assert cam1.shape == (8, 1, 32, 32)
+    with pytest.raises(DataError, match="unknown layer"):
+        e.gradcam(x, layer="fc9")
+
+
+def test_kde_score_matches_detector(fitted):
+    m, x = fitted
+    from ocvis.detectors import make_detector
+
+    e = Explainer(m, "kde")
+    ref = make_detector("kde").fit(m.train_features_).score_samples(m.embed(x))
+    np.testing.assert_allclose(e.score(x).numpy(), ref, rtol=1e-5, atol=1e-7)
+    own = Explainer(m, "own")  # the OC-SVM decision function in torch
+    np.testing.assert_allclose(own.score(x).numpy(), m.score_samples(x), rtol=1e-5, atol=1e-7)
+
+
+def test_shallow_and_not_differentiable():
+    task = make_task("digits", "one-class", 1)
+    p = make_method("pca").fit(task)
+    a, d, s, sb = Explainer(p, "own").integrated_gradients(task.x_test[:4])
+    assert a.shape == (4, 1, 32, 32)
+    with pytest.raises(DataError, match="convolution"):
+        Explainer(p).gradcam(task.x_test[:2])
+    with pytest.raises(DataError, match="no differentiable"):
+        Explainer(make_method("hog").fit(task))
+    with pytest.raises(DataError, match="not differentiable"):
+        Explainer(make_method("pca", detector="iforest").fit(task), "own")
+
+
+def test_overlay_image(fitted):
+    m, x = fitted
+    heat = normalise_heat(np.random.default_rng(0).random((8, 1, 32, 32)))
+    img = overlay(x, heat, scale=2)
+    assert img.shape == (8, 64, 64, 3) and img.dtype == np.uint8
