@@ -125,6 +125,28 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
     return meta
 
 
+def load_run_method(store, run_id: str):
+    """Rebuild the fitted method of a stored run (weights loaded with weights_only=True)."""
+    from ocvis.methods import make_method
+
+    meta = store.read(run_id)
+    if meta.get("status") != "done" or meta.get("kind", "experiment") != "experiment":
+        raise OcvisError(f"run {run_id} has no finished model ({meta.get('status')})")
+    cfg = dict(meta.get("config") or {})
+    m = make_method(meta["method"], meta.get("preset", "cpu"), **cfg)
+    return m.load_state_dict(store.model_state(run_id))
+
+
+def task_of_run(meta: dict):
+    """The task a run was trained on, rebuilt from its stored configuration (deterministic)."""
+    from ocvis.data import make_task
+
+    t = meta.get("task") or {}
+    return make_task(t.get("dataset", "digits"), t.get("protocol", "one-class"),
+                     t.get("normal", 0), n_train=t.get("n_train"), ratio=t.get("ratio", 10.0),
+                     seed=int(t.get("seed", 0)))
+
+
 def _store_failure(store, run_id, meta, recorder) -> None:
     if store is None:
         return

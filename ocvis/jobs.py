@@ -170,8 +170,11 @@ class JobManager:
                                                  f"{task_cfg.get('normal')}"})
 
         def fn(job: Job, hooks: Hooks):
-            return run_experiment(task_cfg, method, preset, overrides, store=self.store,
+            meta = run_experiment(task_cfg, method, preset, overrides, store=self.store,
                                   hooks=hooks, run_id=run_id)
+            # the latent page opens warm: UMAP is computed right after training, queued
+            self.submit_projection(run_id, "umap", seed=int(meta.get("seed", 0)))
+            return meta
 
         job = self.submit("experiment", f"{cls.title} · {task_cfg.get('dataset')} "
                                         f"{task_cfg.get('normal')}", fn,
@@ -200,6 +203,17 @@ class JobManager:
                           ("pretrain",))
         job.run_id = run_id
         return job
+
+    def submit_projection(self, run_id: str, method: str = "umap", seed: int = 0) -> Job:
+        """Project a run's latents to 2-D (cached in the run directory)."""
+        from ocvis.projection import cached_projection
+
+        def fn(job: Job, hooks: Hooks):
+            hooks.on_status(f"{method.upper()} projection of the latents")
+            return cached_projection(self.store, run_id, method, seed=seed).shape
+
+        return self.submit("projection", f"{method.upper()} of {run_id}", fn,
+                           {"run": run_id, "method": method})
 
     # -- reading ------------------------------------------------------------------------
     def jobs(self) -> list[Job]:

@@ -77,3 +77,166 @@ def histogram_with_threshold(values: np.ndarray, threshold: float, *, groups=Non
                       legend=dict(orientation="h"))
     fig.update_traces(opacity=0.75)
     return fig
+
+
+GROUP_COLORS = ("#2ca02c", "#ffbf00", "#9e9e9e", "#d62728")  # typical, atypical, test n, test a
+
+
+def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None = None,
+                   color_by: str = "group", names=None, height: int = 560,
+                   title: str = "") -> go.Figure:
+    """WebGL scatter of a 2-D projection in the feature-learning paper's four groups (Fig. 3)
+    or coloured by anomaly score. ``customdata`` = row index into ``xy`` for selections."""
+    from ocvis.projection import GROUP_NAMES
+
+    names = names or GROUP_NAMES
+    fig = go.Figure()
+    rows = np.arange(len(xy))
+    if color_by == "score" and score is not None:
+        fig.add_trace(go.Scattergl(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=rows, name="samples",
+            marker=dict(size=4, color=-np.asarray(score), colorscale="Viridis",
+                        colorbar=dict(title="anomaly"), opacity=0.8),
+            hovertemplate="row %{customdata}<br>anomaly %{marker.color:.3f}<extra></extra>"))
+    else:
+        # draw test points first so the (fewer) training groups stay visible on top
+        for g in (2, 3, 1, 0):
+            sel = group == g
+            if not sel.any():
+                continue
+            fig.add_trace(go.Scattergl(
+                x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=f"{names[g]} ({sel.sum()})",
+                customdata=rows[sel],
+                marker=dict(size=4 if g >= 2 else 5, color=GROUP_COLORS[g],
+                            opacity=0.55 if g >= 2 else 0.9),
+                hovertemplate=f"{names[g]}<br>row %{{customdata}}<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      title=title or None, legend=dict(orientation="h", y=-0.08),
+                      dragmode="lasso", xaxis_title="dim 1", yaxis_title="dim 2")
+    return fig
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _curve_area(x: np.ndarray, y: np.ndarray) -> float:
+    """Trapezoidal area under ``y(x)`` (``x`` in any monotone order)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    if len(x) < 2:
+        return float("nan")
+    return float(abs(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0)))
+
+
+def _pct(v) -> str:
+    """``0.9876`` -> ``"98.8"``; missing / NaN -> ``"–"``."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if not np.isfinite(v) else f"{100 * v:.1f}"
+
+
+def roc_figure(curves_by_name: dict[str, dict], height: int = 380) -> go.Figure:
+    """ROC curves (abnormal = positive) of several runs, AUROC in the legend, + chance diagonal.
+
+    Each value holds ``fpr`` and ``tpr`` (as :func:`ocvis.metrics.curves`) and optionally
+    ``auroc`` (a fraction; computed from the curve when missing).
+    """
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (50.0)",
+                             line=dict(color="#999", dash="dash", width=1), hoverinfo="skip"))
+    for i, (name, c) in enumerate(curves_by_name.items()):
+        fpr, tpr = np.asarray(c["fpr"], float), np.asarray(c["tpr"], float)
+        auc = c.get("auroc")
+        auc = _curve_area(fpr, tpr) if auc is None else auc
+        fig.add_trace(go.Scatter(
+            x=fpr, y=tpr, mode="lines", name=f"{name} (AUROC {_pct(auc)})",
+            line=dict(color=PALETTE[i % len(PALETTE)], width=2, shape="hv"),
+            hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra>" + str(name) + "</extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="false positive rate (normal flagged)", range=[0, 1]),
+                      yaxis=dict(title="true positive rate (abnormal caught)", range=[0, 1.02]),
+                      legend=dict(orientation="h", y=-0.2), title="ROC")
+    return fig
+
+
+def pr_figure(curves_by_name: dict[str, dict], base_rate: float | None = None,
+              height: int = 380) -> go.Figure:
+    """Precision-recall curves with abnormal = positive, AUPR-out in the legend.
+
+    Each value holds ``precision`` and ``recall`` and optionally ``aupr_out`` (a fraction;
+    trapezoidal area when missing). ``base_rate`` (share of abnormal test samples) is drawn
+    as the chance level.
+    """
+    fig = go.Figure()
+    if base_rate is not None and np.isfinite(base_rate):
+        fig.add_trace(go.Scatter(x=[0, 1], y=[base_rate, base_rate], mode="lines",
+                                 name=f"chance ({_pct(base_rate)})", hoverinfo="skip",
+                                 line=dict(color="#999", dash="dash", width=1)))
+    for i, (name, c) in enumerate(curves_by_name.items()):
+        rec, prec = np.asarray(c["recall"], float), np.asarray(c["precision"], float)
+        ap = c.get("aupr_out")
+        ap = _curve_area(rec, prec) if ap is None else ap
+        fig.add_trace(go.Scatter(
+            x=rec, y=prec, mode="lines", name=f"{name} (AUPR-out {_pct(ap)})",
+            line=dict(color=PALETTE[i % len(PALETTE)], width=2, shape="hv"),
+            hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<extra>" + str(name)
+                          + "</extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="recall (abnormal caught)", range=[0, 1]),
+                      yaxis=dict(title="precision (flagged that are abnormal)", range=[0, 1.02]),
+                      legend=dict(orientation="h", y=-0.2), title="Precision-recall (abnormal)")
+    return fig
+
+
+def score_histogram(scores, y, threshold: float | None = None, *,
+                    names: tuple[str, str] = ("normal", "abnormal"), height: int = 340,
+                    nbins: int = 60) -> go.Figure:
+    """Overlaid histograms of the normality scores of normal (``y == 0``) and abnormal
+    (``y == 1``) samples, with the decision threshold (normal if score > threshold)."""
+    s = np.asarray(scores, float).ravel()
+    y = np.asarray(y).ravel().astype(bool)
+    fig = go.Figure()
+    finite = s[np.isfinite(s)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    size = (hi - lo) / nbins if hi > lo else 1.0
+    bins = dict(start=lo, end=hi + size, size=size)
+    fig.add_histogram(x=s[~y], xbins=bins, name=f"{names[0]} ({int((~y).sum())})",
+                      marker_color="#1f77b4")
+    fig.add_histogram(x=s[y], xbins=bins, name=f"{names[1]} ({int(y.sum())})",
+                      marker_color="#d62728")
+    if threshold is not None and np.isfinite(threshold):
+        fig.add_vline(x=float(threshold), line=dict(color="#222", width=2, dash="dash"),
+                      annotation_text=f"threshold {float(threshold):.4g}",
+                      annotation_position="top")
+    fig.update_layout(barmode="overlay", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="normality score (higher = more normal)",
+                      yaxis_title="test images", legend=dict(orientation="h", y=-0.2))
+    fig.update_traces(opacity=0.6)
+    return fig
+
+
+def metrics_bar(values_by_name: dict[str, dict], metrics: tuple[str, ...] | None = None,
+                height: int = 320) -> go.Figure:
+    """Grouped bars: one group per metric, one bar per name (e.g. two runs, ours vs paper).
+
+    Values are percentages; missing or NaN values leave a gap.
+    """
+    if metrics is None:
+        metrics = tuple(dict.fromkeys(k for v in values_by_name.values() for k in v))
+    fig = go.Figure()
+    for i, (name, vals) in enumerate(values_by_name.items()):
+        ys = []
+        for m in metrics:
+            v = vals.get(m)
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                v = None
+            ys.append(v if v is not None and np.isfinite(v) else None)
+        fig.add_bar(x=list(metrics), y=ys, name=str(name),
+                    marker_color=PALETTE[i % len(PALETTE)],
+                    text=[f"{v:.1f}" if v is not None else "" for v in ys],
+                    textposition="outside")
+    fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(title="%", range=[0, 105]), legend=dict(orientation="h"))
+    return fig

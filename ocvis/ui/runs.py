@@ -38,3 +38,43 @@ def latest_run(kind: str, task_cfg: dict, status: str = "done", method: str | No
 
 def set_current_run(run_id: str) -> None:
     st.session_state[RUN_KEY] = run_id
+
+
+def finished_runs(kind: str = "experiment") -> list[dict]:
+    return [r for r in run_store().list()
+            if r.get("kind", "experiment") == kind and r.get("status") == "done"]
+
+
+def run_label(r: dict) -> str:
+    mt = r.get("metrics") or {}
+    auc = f" · AUROC {100 * mt['auroc']:.1f}" if isinstance(mt.get("auroc"), (int, float)) \
+        else ""
+    return f"{r.get('method', '?')} · {r.get('task_name', '?')} · {r.get('preset', '')}{auc} · {r['id'][-4:]}"
+
+
+def run_picker(label: str = "Run", key: str = "run_pick", runs: list[dict] | None = None,
+               default: str | None = None):
+    """Select a finished run (default: the session's current run, else the newest)."""
+    runs = finished_runs() if runs is None else runs
+    if not runs:
+        return None
+    ids = [r["id"] for r in runs]
+    want = default or st.session_state.get(RUN_KEY)
+    idx = ids.index(want) if want in ids else 0
+    by_id = {r["id"]: r for r in runs}
+    rid = st.selectbox(label, ids, index=idx, key=key, format_func=lambda i: run_label(by_id[i]))
+    return by_id[rid]
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def run_method(run_id: str):
+    from ocvis.experiments import load_run_method
+
+    return load_run_method(run_store(), run_id)
+
+
+@st.cache_resource(show_spinner="Rebuilding the task…", max_entries=4)
+def run_task(run_id: str):
+    from ocvis.experiments import task_of_run
+
+    return task_of_run(run_store().read(run_id))

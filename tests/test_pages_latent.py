@@ -1,0 +1,75 @@
+"""AppTest of the Latent space and Explain pages with a stored tiny run."""
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ocvis.experiments import run_experiment
+from ocvis.runs import RunStore
+
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def run_id():
+    meta = run_experiment({"dataset": "digits", "protocol": "one-class", "normal": [0],
+                           "n_train": None, "ratio": 10.0, "seed": 0}, "ics", "tiny",
+                          {"reuse_pretrain": False}, store=RunStore())
+    return meta["id"]
+
+
+def test_latent_page_pca_and_umap(run_id):
+    at = AppTest.from_file(str(PAGES / "4_Latent_Space.py"), default_timeout=120).run()
+    assert not at.exception
+    at.selectbox(key="latent_proj").set_value("pca").run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert charts, "the scatter is drawn"
+    assert any("typical normal" in str(c.proto) for c in charts)
+    # UMAP runs as a background job, then the scatter appears from the cache
+    at.selectbox(key="latent_proj").set_value("umap").run()
+    assert not at.exception
+    from ocvis.ui.jobs import job_manager
+    jobs = [j for j in job_manager().jobs() if j.kind == "projection"]
+    assert jobs
+    job_manager().wait(jobs[0], 120)
+    assert jobs[0].status == "done", jobs[0].error
+    t0 = time.time()
+    while time.time() - t0 < 30:
+        at.run()
+        if any("typical normal" in str(c.proto) for c in at.get("plotly_chart")):
+            break
+    assert not at.exception
+    assert any("typical normal" in str(c.proto) for c in at.get("plotly_chart"))
+    assert list((RunStore().path(run_id)).glob("proj-umap-*.npy"))
+
+
+def test_latent_page_without_runs():
+    at = AppTest.from_file(str(PAGES / "4_Latent_Space.py"), default_timeout=60).run()
+    assert not at.exception and "No finished run" in at.info[0].value
+
+
+def test_explain_page(run_id):
+    at = AppTest.from_file(str(PAGES / "6_Explain.py"), default_timeout=120).run()
+    assert not at.exception
+    assert at.get("imgs") or at.get("image")
+    assert any("completeness" in c.value for c in at.caption)
+    at.selectbox(key="explain_head").set_value("own").run()
+    assert not at.exception
+    at.selectbox(key="explain_source").set_value("selected").run()
+    assert not at.exception and "Nothing selected" in at.info[0].value
+    # a selection made on the latent page is explained
+    at.session_state["ocvis_selected"] = {"run": run_id, "samples": [["test", 0], ["train", 1]]}
+    at.run()
+    assert not at.exception
+    assert any("completeness" in c.value for c in at.caption)
