@@ -236,7 +236,7 @@ def metrics_bar(values_by_name: dict[str, dict], metrics: tuple[str, ...] | None
         fig.add_bar(x=list(metrics), y=ys, name=str(name),
                     marker_color=PALETTE[i % len(PALETTE)],
                     text=[f"{v:.1f}" if v is not None else "" for v in ys],
-                    textposition="outside")
-    fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                    textposition="outside", cliponaxis=False)
+    fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=40, b=10),
                       yaxis=dict(title="%", range=[0, 105]), legend=dict(orientation="h"))
     return fig

@@ -1,0 +1,197 @@
+"""AppTest of the Evaluate and Runs pages with one stored tiny ICS run on digits."""
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ocvis.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ROOT / "pages"
+TASK = {"dataset": "digits", "normal": [0], "seed": 0}
+_CACHE: dict[str, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def stored_run(tmp_path_factory) -> str:
+    """A finished tiny ICS run in this test's run store (trained once, then copied)."""
+    store = RunStore()
+    if "run" not in _CACHE:
+        meta = run_experiment_tiny(store)
+        keep = tmp_path_factory.mktemp("eval-run") / meta["id"]
+        shutil.copytree(store.path(meta["id"]), keep)
+        _CACHE["run"] = keep
+        return meta["id"]
+    src = _CACHE["run"]
+    shutil.copytree(src, store.path(src.name))
+    return src.name
+
+
+def run_experiment_tiny(store: RunStore) -> dict:
+    from ocvis.experiments import run_experiment
+
+    return run_experiment(dict(TASK), "ics", "tiny", {"reuse_pretrain": False}, store=store)
+
+
+def _page(name: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES / name), default_timeout=60).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _table(at: AppTest, column: str):
+    """The first dataframe with a column ``column`` (AppTest does not expose their keys)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert found, f"no table with a column {column!r}"
+    return found[0]
+
+
+def _page_helpers(name: str) -> dict:
+    """The functions a page defines above its body (which needs a script run context)."""
+    path = PAGES / name
+    ns: dict = {}
+    exec(compile(path.read_text().split("st.set_page_config(")[0], str(path), "exec"), ns)
+    return ns
+
+
+def test_ui_store_is_the_tests_store(stored_run):
+    from ocvis.ui.runs import run_store
+
+    assert run_store().root == RunStore().root
+    assert run_store().read(stored_run)["status"] == "done"
+
+
+def test_evaluate_page(stored_run):
+    at = _page("5_Evaluate.py")
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # ROC, PR, score histogram
+    metrics = _table(at, "metric")
+    assert list(metrics["metric"]) == ["AUROC", "AUPR-in", "AUPR-out", "Balanced accuracy"]
+    auroc = RunStore().read(stored_run)["metrics"]["auroc"]
+    assert metrics["ours (%)"].iloc[0] == pytest.approx(100 * auroc)
+    per_class = _table(at, "normal class")
+    assert list(per_class["normal class"]) == [0] and list(per_class["runs"]) == [1]
+    dl = at.get("download_button")
+    assert any(b.proto.label.startswith("Download per-sample scores") for b in dl)
+    # the image groups follow the pool choice without error
+    at.radio(key="eval_pool").set_value("normal").run()
+    assert not at.exception, at.exception
+    assert at.get("image")
+
+
+def test_evaluate_scores_csv(stored_run):
+    ns = _page_helpers("5_Evaluate.py")
+    a = RunStore().arrays(stored_run)
+    meta = RunStore().read(stored_run)
+    csv = ns["scores_csv"](a, meta["metrics"]["threshold"]).decode()
+    head = csv.splitlines()[0].split(",")
+    assert head[:6] == ["index", "class", "label", "normality_score", "anomaly_score",
+                        "validation"]
+    assert len(csv.splitlines()) == len(a["test_scores"]) + 1
+    assert ns["single_normal_class"](meta, a) == 0
+
+
+def test_runs_page_lists_broken_and_deletes(stored_run):
+    store = RunStore()
+    broken = store.root / "20000101-000000-broken-run"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text('{"method": "ics", "task": {"data')
+    at = _page("7_Runs.py")
+    table = _table(at, "reason")
+    assert set(table["id"]) == {stored_run, broken.name}
+    row = table.set_index("id").loc[broken.name]
+    assert row["status"] == "broken" and "unreadable run.json" in row["reason"]
+    good = table.set_index("id").loc[stored_run]
+    assert good["status"] == "done" and good["method"] == "ics" and good["dataset"] == "digits"
+    assert good["AUROC"] == pytest.approx(100 * store.read(stored_run)["metrics"]["auroc"])
+    assert at.get("download_button")
+    # set as current run
+    at.selectbox(key="runs_manage").set_value(stored_run).run()
+    at.button(key="runs_set_current").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["ocvis_current_run"] == stored_run
+    # the broken run: an error message, not an exception; deletion needs the checkbox
+    at.selectbox(key="runs_manage").set_value(broken.name).run()
+    assert not at.exception, at.exception
+    assert any("Broken run" in e.value for e in at.error)
+    assert at.button(key="runs_delete").disabled
+    at.checkbox(key="runs_del_ok").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert not broken.exists() and store.path(stored_run).is_dir()
+    assert any("Deleted" in s.value for s in at.success)
+    assert set(_table(at, "reason")["id"]) == {stored_run}
+    # delete the last run: the page says there is none
+    at.selectbox(key="runs_manage").set_value(stored_run).run()
+    at.checkbox(key="runs_del_ok").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert not store.path(stored_run).exists()
+    assert "ocvis_current_run" not in at.session_state
+    assert any("No runs stored yet" in i.value for i in at.info)
+
+
+def test_runs_zip_has_only_the_runs_files(stored_run):
+    ns = _page_helpers("7_Runs.py")
+    store = RunStore()
+    (store.root / "other-run").mkdir()
+    (store.root / "other-run" / "run.json").write_text("{}")
+    data = ns["run_zip"](store.path(stored_run))
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert sorted(names) == sorted(f"{stored_run}/{p.name}"
+                                   for p in store.path(stored_run).iterdir())
+    assert f"{stored_run}/run.json" in names and f"{stored_run}/arrays.npz" in names
+
+
+def test_runs_page_compares_two_runs(stored_run):
+    store = RunStore()
+    second = store.root / (stored_run[:-4] + "beef")
+    shutil.copytree(store.path(stored_run), second)
+    at = _page("7_Runs.py")
+    assert at.selectbox(key="runs_cmp_a").value != at.selectbox(key="runs_cmp_b").value
+    assert len(at.get("plotly_chart")) == 3  # two loss curves + metrics bars
+    cmp = _table(at, "B")
+    assert list(cmp.columns) == ["", "A", "B"]
+    assert cmp.iloc[0]["A"] == cmp.iloc[0]["B"]  # same metrics (copied run)
+
+
+@pytest.mark.parametrize("page", ["5_Evaluate.py", "7_Runs.py"])
+def test_pages_without_runs_say_so(page):
+    at = _page(page)
+    assert at.info, "expected an info message"
+    assert any("Train" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_evaluate_page_unsupervised_labels(stored_run):
+    """A run whose task is unsupervised labels the groups inlier / outlier."""
+    import json
+
+    store = RunStore()
+    p = store.path(stored_run) / "run.json"
+    meta = json.loads(p.read_text())
+    meta["task"]["protocol"] = "unsupervised"
+    p.write_text(json.dumps(meta))
+    # the rebuilt task would differ: the page warns and still shows everything else
+    at = _page("5_Evaluate.py")
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any('"inlier (' in sp and '"outlier (' in sp for sp in specs)
+    assert any("transductively" in c.value for c in at.caption)
+    metrics = _table(at, "metric")
+    assert "paper (%)" not in metrics.columns
+    assert np.isfinite(metrics["ours (%)"]).all()
