@@ -36,6 +36,26 @@ def default_torch_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def warm_up() -> None:
+    """Import what a first job would import lazily (``torch.optim`` pulls ``torch._dynamo``,
+    scikit-learn's datasets and SVM, ~3 s together) and take one tiny optimiser step, so the
+    first real step of the first job reaches the loss chart quickly."""
+    try:
+        import sklearn.datasets  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+        import sklearn.svm  # noqa: F401
+        import torch
+
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 2))
+        opt = torch.optim.Adam(net.parameters())
+        net(torch.rand(8, 1, 8, 8)).square().mean().backward()
+        opt.step()
+    except Exception as exc:  # noqa: BLE001 - only an optimisation
+        log.warning("warm-up failed: %s", exc)
+
+
 @dataclass
 class Job:
     id: str
@@ -133,7 +153,8 @@ class JobHooks(Hooks):
 class JobManager:
     """FIFO of jobs run by one daemon worker thread."""
 
-    def __init__(self, store=None, torch_threads: int | None = None) -> None:
+    def __init__(self, store=None, torch_threads: int | None = None,
+                 warm: bool = False) -> None:
         from ocvis.runs import RunStore
 
         self.store = store if store is not None else RunStore()
@@ -143,6 +164,10 @@ class JobManager:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._warm = warm
+        if warm:  # start the worker now so its imports are done before the first click
+            with self._lock:
+                self._ensure_worker()
 
     # -- submitting ---------------------------------------------------------------------
     def submit(self, kind: str, title: str, fn: Callable[[Job, Hooks], Any],
@@ -258,6 +283,8 @@ class JobManager:
         import torch
 
         torch.set_num_threads(self.torch_threads)
+        if self._warm:
+            warm_up()
         while True:
             job, fn = self._queue.get()
             try:

@@ -38,7 +38,8 @@ def loss_figure(history: list[dict], height: int = 360, smooth: int = 1) -> go.F
             y = np.array([history[i]["losses"][term] for i in sel], float)
             if smooth > 1 and len(y) > smooth:
                 y = np.convolve(y, np.ones(smooth) / smooth, mode="same")
-            fig.add_trace(go.Scattergl(
+            # SVG lines: a few thousand points redraw faster than WebGL without a GPU
+            fig.add_trace(go.Scatter(
                 x=steps[sel], y=y, mode="lines", name=f"{term} · {stage}",
                 line=dict(color=PALETTE[ti % len(PALETTE)], dash=dash[stage]),
                 yaxis="y2" if term in small_terms else "y",

@@ -16,7 +16,7 @@ def job_manager():
     """One manager per server process: jobs survive reruns, page switches and reloads."""
     from ocvis.jobs import JobManager
 
-    return JobManager()
+    return JobManager(warm=True)
 
 
 def _fmt_seconds(s) -> str:
