@@ -28,6 +28,20 @@ choice = c1.selectbox("Dataset", names, key="data_dataset",
                       format_func=lambda n: DATASETS[n].title if n in DATASETS else
                       "Folder of images (class sub-folders)")
 if choice == "folder":
+    with c1.expander("Upload a .zip of images"):
+        up = st.file_uploader("Class folders (cats/*.png, dogs/*.png) or images in one folder "
+                              "(all normal)", type=["zip"], key="data_upload")
+        if up is not None and st.session_state.get("data_upload_done") != up.file_id:
+            from ocvis.uploads import extract_zip
+
+            with user_errors(), st.spinner("Checking and extracting…"):
+                report = extract_zip(up, up.name)
+            st.session_state["data_upload_done"] = up.file_id
+            st.session_state["data_folder"] = str(report.path)
+            st.success(f"{report.images} images in {len(report.classes)} class(es) saved to "
+                       f"{report.path}")
+            for m in report.messages:
+                st.warning(m)
     _init("data_folder", cfg["dataset"][len("folder:"):]
           if cfg["dataset"].startswith("folder:") else "")
     path = c1.text_input("Folder path on the server", key="data_folder",

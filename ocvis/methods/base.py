@@ -117,6 +117,14 @@ class Method:
         x = as_images(task)
         if len(x) < 2:
             raise DataError(f"{self.name} needs at least two training images, got {len(x)}")
+        if float(x.std()) == 0.0:
+            import warnings
+
+            from ocvis.data.datasets import OcvisWarning
+
+            warnings.warn("all training images are identical (constant): the features cannot "
+                          "describe the normal class and every score is about the same",
+                          OcvisWarning, stacklevel=2)
         hooks = hooks or Hooks()
         t0 = time.perf_counter()
         self.history = History()
