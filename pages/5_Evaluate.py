@@ -1,136 +1,15 @@
 """Evaluate: ROC / PR curves, score histograms, metrics against the paper, extreme images."""
-from __future__ import annotations
-
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from ocvis.errors import OcvisError
-from ocvis.metrics import curves
 from ocvis.papers import paper_value
 from ocvis.ui.common import sidebar, user_errors
 from ocvis.ui.figures import pr_figure, roc_figure, score_histogram
 from ocvis.ui.images import grid
 from ocvis.ui.runs import arrays, finished_runs, run_label, run_picker, run_task
-
-METRIC_NAMES = {"auroc": "AUROC", "aupr_in": "AUPR-in", "aupr_out": "AUPR-out",
-                "bacc": "Balanced accuracy"}
-
-
-def _task(meta: dict) -> dict:
-    t = meta.get("task")
-    return t if isinstance(t, dict) else {}
-
-
-def single_normal_class(meta: dict, a: dict | None = None) -> int | None:
-    """The normal class index of a one-class run with exactly one normal class, else None.
-
-    Read from the run's task; a class given by name is recovered from the stored labels.
-    """
-    t = _task(meta)
-    if t.get("protocol", "one-class") != "one-class":
-        return None
-    n = t.get("normal")
-    if isinstance(n, (list, tuple)):
-        if len(n) != 1:
-            return None
-        n = n[0]
-    if isinstance(n, int) and not isinstance(n, bool):
-        return n
-    if isinstance(n, str) and n.isdigit():
-        return int(n)
-    if a is not None and "y_test" in a and "test_classes" in a:
-        normal = np.unique(a["test_classes"][a["y_test"] == 0])
-        if len(normal) == 1:
-            return int(normal[0])
-    return None
-
-
-def _num(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
-
-
-def metrics_table(meta: dict, normal_class: int | None) -> pd.DataFrame:
-    """Our metrics in % and, for a single normal class, the paper's value and the gap."""
-    mt = meta.get("metrics") or {}
-    dataset = _task(meta).get("dataset", "")
-    rows = []
-    for k, name in METRIC_NAMES.items():
-        ours = _num(mt.get(k))
-        row = {"metric": name, "ours (%)": None if ours is None else 100 * ours}
-        if normal_class is not None:
-            paper = paper_value(meta.get("method", ""), dataset, normal_class, k)
-            row["paper (%)"] = paper
-            row["ours − paper"] = (100 * ours - paper) if ours is not None and paper is not None \
-                else None
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def per_class_table(runs: list[dict], dataset: str, method: str, preset: str) -> pd.DataFrame:
-    """One row per normal class over the finished one-class runs of dataset/method/preset:
-    our mean AUROC / BACC (over seeds) next to the paper's."""
-    groups: dict[int, list[dict]] = {}
-    for r in runs:
-        t = _task(r)
-        if t.get("dataset") != dataset or r.get("method") != method \
-                or r.get("preset") != preset:
-            continue
-        c = single_normal_class(r)
-        if c is not None:
-            groups.setdefault(c, []).append(r)
-    rows = []
-    for c in sorted(groups):
-        rs = groups[c]
-
-        def mean(k: str) -> float | None:
-            vals = [_num((r.get("metrics") or {}).get(k)) for r in rs]
-            vals = [v for v in vals if v is not None]
-            return 100 * float(np.mean(vals)) if vals else None
-
-        rows.append({"normal class": c, "runs": len(rs),
-                     "AUROC ours": mean("auroc"),
-                     "AUROC paper": paper_value(method, dataset, c, "auroc"),
-                     "BACC ours": mean("bacc"),
-                     "BACC paper": paper_value(method, dataset, c, "bacc")})
-    return pd.DataFrame(rows, columns=["normal class", "runs", "AUROC ours", "AUROC paper",
-                                       "BACC ours", "BACC paper"])
-
-
-def scores_csv(a: dict, threshold: float | None) -> bytes:
-    """Per-sample test scores as CSV (label 1 = abnormal; anomaly score = −normality)."""
-    s = np.asarray(a["test_scores"], float)
-    n = len(s)
-    df = pd.DataFrame({
-        "index": np.arange(n),
-        "class": a.get("test_classes", np.full(n, -1)),
-        "label": a["y_test"].astype(int),
-        "normality_score": s,
-        "anomaly_score": -s,
-        "validation": a.get("val_mask", np.zeros(n, bool)).astype(int)})
-    if threshold is not None:
-        df["predicted_abnormal"] = (s <= threshold).astype(int)
-    return df.to_csv(index=False).encode()
-
-
-def _short(r: dict) -> str:
-    return f"{r.get('method', '?')} · {r.get('task_name', '?')} · {r['id'][-4:]}"
-
-
-def _curves_of(r: dict) -> dict | None:
-    """ROC / PR curves of a run with its stored AUROC and AUPR-out, None if undefined."""
-    try:
-        a = arrays(r["id"])
-        c = curves(a["test_scores"], a["y_test"])
-    except (OcvisError, KeyError):
-        return None
-    mt = r.get("metrics") or {}
-    return {**c, "auroc": _num(mt.get("auroc")), "aupr_out": _num(mt.get("aupr_out"))}
-
+from ocvis.ui.evaluate import (task_of, single_normal_class, num, metrics_table,
+                               per_class_table, scores_csv, short_name, curves_of)
 
 st.set_page_config(page_title="ocvis · Evaluate", layout="wide")
 sidebar()
@@ -150,11 +29,11 @@ if missing:
     st.stop()
 scores = np.asarray(a["test_scores"], float)
 y = np.asarray(a["y_test"]).astype(int)
-task_cfg = _task(run)
+task_cfg = task_of(run)
 unsupervised = task_cfg.get("protocol") == "unsupervised"
 names = ("inlier", "outlier") if unsupervised else ("normal", "abnormal")
 mt = run.get("metrics") or {}
-threshold = _num(mt.get("threshold"))
+threshold = num(mt.get("threshold"))
 if unsupervised:
     st.caption("Unsupervised protocol: evaluated transductively, on the same contaminated set "
                "the method was trained on (labels never seen during training).")
@@ -169,11 +48,11 @@ compare = st.multiselect("Compare with", list(by_id), key="eval_compare",
                          help="Draw the curves of other finished runs on the same axes.")
 curve_sets: dict[str, dict] = {}
 for r in [run] + [by_id[i] for i in compare if i in by_id]:
-    c = _curves_of(r)
+    c = curves_of(r)
     if c is None:
-        st.caption(f"No curves for {_short(r)}: its test set holds a single label.")
+        st.caption(f"No curves for {short_name(r)}: its test set holds a single label.")
     else:
-        curve_sets[_short(r)] = c
+        curve_sets[short_name(r)] = c
 if curve_sets:
     c1, c2 = st.columns(2)
     c1.plotly_chart(roc_figure(curve_sets), use_container_width=True, key="eval-roc")

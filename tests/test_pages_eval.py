@@ -61,14 +61,6 @@ def _table(at: AppTest, column: str):
     return found[0]
 
 
-def _page_helpers(name: str) -> dict:
-    """The functions a page defines above its body (which needs a script run context)."""
-    path = PAGES / name
-    ns: dict = {}
-    exec(compile(path.read_text().split("st.set_page_config(")[0], str(path), "exec"), ns)
-    return ns
-
-
 def test_ui_store_is_the_tests_store(stored_run):
     from ocvis.ui.runs import run_store
 
@@ -95,15 +87,18 @@ def test_evaluate_page(stored_run):
 
 
 def test_evaluate_scores_csv(stored_run):
-    ns = _page_helpers("5_Evaluate.py")
+    from ocvis.ui.evaluate import scores_csv
+
     a = RunStore().arrays(stored_run)
     meta = RunStore().read(stored_run)
-    csv = ns["scores_csv"](a, meta["metrics"]["threshold"]).decode()
+    csv = scores_csv(a, meta["metrics"]["threshold"]).decode()
     head = csv.splitlines()[0].split(",")
     assert head[:6] == ["index", "class", "label", "normality_score", "anomaly_score",
                         "validation"]
     assert len(csv.splitlines()) == len(a["test_scores"]) + 1
-    assert ns["single_normal_class"](meta, a) == 0
+    from ocvis.ui.evaluate import single_normal_class
+
+    assert single_normal_class(meta, a) == 0
 
 
 def test_runs_page_lists_broken_and_deletes(stored_run):
@@ -147,11 +142,12 @@ def test_runs_page_lists_broken_and_deletes(stored_run):
 
 
 def test_runs_zip_has_only_the_runs_files(stored_run):
-    ns = _page_helpers("7_Runs.py")
+    from ocvis.ui.runs_page import run_zip
+
     store = RunStore()
     (store.root / "other-run").mkdir()
     (store.root / "other-run" / "run.json").write_text("{}")
-    data = ns["run_zip"](store.path(stored_run))
+    data = run_zip(store.path(stored_run))
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert sorted(names) == sorted(f"{stored_run}/{p.name}"
                                    for p in store.path(stored_run).iterdir())

@@ -1,0 +1,129 @@
+"""Helpers of the Evaluate page: tables, CSV export and curves of stored runs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ocvis.errors import OcvisError
+from ocvis.metrics import curves
+from ocvis.papers import paper_value
+from ocvis.ui.runs import arrays
+
+
+METRIC_NAMES = {"auroc": "AUROC", "aupr_in": "AUPR-in", "aupr_out": "AUPR-out",
+                "bacc": "Balanced accuracy"}
+
+
+def task_of(meta: dict) -> dict:
+    t = meta.get("task")
+    return t if isinstance(t, dict) else {}
+
+
+def single_normal_class(meta: dict, a: dict | None = None) -> int | None:
+    """The normal class index of a one-class run with exactly one normal class, else None.
+
+    Read from the run's task; a class given by name is recovered from the stored labels.
+    """
+    t = task_of(meta)
+    if t.get("protocol", "one-class") != "one-class":
+        return None
+    n = t.get("normal")
+    if isinstance(n, (list, tuple)):
+        if len(n) != 1:
+            return None
+        n = n[0]
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n
+    if isinstance(n, str) and n.isdigit():
+        return int(n)
+    if a is not None and "y_test" in a and "test_classes" in a:
+        normal = np.unique(a["test_classes"][a["y_test"] == 0])
+        if len(normal) == 1:
+            return int(normal[0])
+    return None
+
+
+def num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def metrics_table(meta: dict, normal_class: int | None) -> pd.DataFrame:
+    """Our metrics in % and, for a single normal class, the paper's value and the gap."""
+    mt = meta.get("metrics") or {}
+    dataset = task_of(meta).get("dataset", "")
+    rows = []
+    for k, name in METRIC_NAMES.items():
+        ours = num(mt.get(k))
+        row = {"metric": name, "ours (%)": None if ours is None else 100 * ours}
+        if normal_class is not None:
+            paper = paper_value(meta.get("method", ""), dataset, normal_class, k)
+            row["paper (%)"] = paper
+            row["ours − paper"] = (100 * ours - paper) if ours is not None and paper is not None \
+                else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_class_table(runs: list[dict], dataset: str, method: str, preset: str) -> pd.DataFrame:
+    """One row per normal class over the finished one-class runs of dataset/method/preset:
+    our mean AUROC / BACC (over seeds) next to the paper's."""
+    groups: dict[int, list[dict]] = {}
+    for r in runs:
+        t = task_of(r)
+        if t.get("dataset") != dataset or r.get("method") != method \
+                or r.get("preset") != preset:
+            continue
+        c = single_normal_class(r)
+        if c is not None:
+            groups.setdefault(c, []).append(r)
+    rows = []
+    for c in sorted(groups):
+        rs = groups[c]
+
+        def mean(k: str) -> float | None:
+            vals = [num((r.get("metrics") or {}).get(k)) for r in rs]
+            vals = [v for v in vals if v is not None]
+            return 100 * float(np.mean(vals)) if vals else None
+
+        rows.append({"normal class": c, "runs": len(rs),
+                     "AUROC ours": mean("auroc"),
+                     "AUROC paper": paper_value(method, dataset, c, "auroc"),
+                     "BACC ours": mean("bacc"),
+                     "BACC paper": paper_value(method, dataset, c, "bacc")})
+    return pd.DataFrame(rows, columns=["normal class", "runs", "AUROC ours", "AUROC paper",
+                                       "BACC ours", "BACC paper"])
+
+
+def scores_csv(a: dict, threshold: float | None) -> bytes:
+    """Per-sample test scores as CSV (label 1 = abnormal; anomaly score = −normality)."""
+    s = np.asarray(a["test_scores"], float)
+    n = len(s)
+    df = pd.DataFrame({
+        "index": np.arange(n),
+        "class": a.get("test_classes", np.full(n, -1)),
+        "label": a["y_test"].astype(int),
+        "normality_score": s,
+        "anomaly_score": -s,
+        "validation": a.get("val_mask", np.zeros(n, bool)).astype(int)})
+    if threshold is not None:
+        df["predicted_abnormal"] = (s <= threshold).astype(int)
+    return df.to_csv(index=False).encode()
+
+
+def short_name(r: dict) -> str:
+    return f"{r.get('method', '?')} · {r.get('task_name', '?')} · {r['id'][-4:]}"
+
+
+def curves_of(r: dict) -> dict | None:
+    """ROC / PR curves of a run with its stored AUROC and AUPR-out, None if undefined."""
+    try:
+        a = arrays(r["id"])
+        c = curves(a["test_scores"], a["y_test"])
+    except (OcvisError, KeyError):
+        return None
+    mt = r.get("metrics") or {}
+    return {**c, "auroc": num(mt.get("auroc")), "aupr_out": num(mt.get("aupr_out"))}
