@@ -220,3 +220,62 @@ def wait_for_app(page, timeout: float = 60.0) -> None:
 def sidebar_link(page, path: str = ""):
     """The sidebar navigation link to page ``path`` ("" = the overview, "Train", ...)."""
     return page.locator(f'a[data-testid="stSidebarNavLink"][href$="/{path}"]').first
+
+
+# ------------------------------------------------------------------ plotly scatter selection
+SCATTER = '[class*="st-key-scatter-"] .js-plotly-plot'  # the Latent page's keyed scatter(s)
+
+# Every drawn point of the first plot matching ``sel`` in viewport pixels (what
+# page.mouse uses), with its trace name up to " (" ("test abnormal"), plus the plot area.
+# plotly.js decodes typed arrays into gd._fullData[i].x / .y; xa._offset + xa.d2p(x) is the
+# pixel from the plot div's left edge (linear axes).
+_SCATTER_PX_JS = """(sel) => {
+    const gd = document.querySelector(sel);
+    if (!gd || !gd._fullLayout || !Array.isArray(gd._fullData)) return null;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    if (!xa || !ya || typeof xa.d2p !== 'function') return null;
+    const r = gd.getBoundingClientRect();
+    const left = r.left + xa._offset, top = r.top + ya._offset;
+    const points = [];
+    for (const t of gd._fullData) {
+        if (!t || t.visible === false || t.visible === 'legendonly' || !t.x || !t.y) continue;
+        const name = String(t.name || '').split(' (')[0];
+        const n = t._length != null ? t._length : Math.min(t.x.length, t.y.length);
+        for (let j = 0; j < n; j++) {
+            const px = left + xa.d2p(t.x[j]), py = top + ya.d2p(t.y[j]);
+            if (Number.isFinite(px) && Number.isFinite(py)) points.push([px, py, name]);
+        }
+    }
+    return {points, area: [left, top, xa._length, ya._length],
+            dragmode: gd._fullLayout.dragmode};
+}"""
+
+
+def scatter_pixels(page, selector: str = SCATTER) -> dict | None:
+    """``{"points": [[x, y, trace_name], ...], "area": [left, top, width, height],
+    "dragmode": ...}`` of the first plotly chart matching ``selector``, in viewport pixels;
+    None while it is not drawn."""
+    return page.evaluate(_SCATTER_PX_JS, selector)
+
+
+def lasso(page, cx: float, cy: float, r: float, n: int = 24) -> list[tuple[float, float]]:
+    """Draw a closed lasso (regular ``n``-gon of radius ``r`` around (cx, cy)) with the mouse;
+    the plot's dragmode must be "lasso". Returns the vertices."""
+    import math
+
+    verts = [(cx + r * math.cos(2 * math.pi * k / n), cy + r * math.sin(2 * math.pi * k / n))
+             for k in range(n + 1)]
+    page.mouse.move(*verts[0])
+    page.mouse.down()
+    for x, y in verts[1:]:
+        page.mouse.move(x, y, steps=2)
+    page.mouse.up()
+    return verts
+
+
+def box_drag(page, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Drag a rectangle from (x0, y0) to (x1, y1) (box select / zoom, by the dragmode)."""
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()

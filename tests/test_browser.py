@@ -1,17 +1,23 @@
 """End to end in a real browser: the digits demo on the overview page, live loss curves,
-page switches while it trains, and the final message.
+page switches while it trains and the final message; then the run's UMAP scatter on the
+Latent space page, a lasso and a box selection made with the mouse, and the selected
+samples explained (IG + GradCAM) on the Explain page.
 
 Needs Debian's /usr/bin/chromium and the playwright package (no browser is downloaded);
-skips otherwise. Takes about a minute on 2 cores.
+skips otherwise. Takes about two minutes on 2 cores. Screenshots (demo.png, latent.png,
+explain.png; failure.png when it fails) go to pytest's tmp_path.
 """
 from __future__ import annotations
 
+import math
+import re
 import time
 
 import pytest
 
-from browser_utils import (browser, chromium_path, exception_text, has_exception,
-                           sidebar_link, streamlit_server, trace_points, wait_for_app)
+from browser_utils import (SCATTER, box_drag, browser, chromium_path, exception_text,
+                           has_exception, lasso, scatter_pixels, sidebar_link,
+                           streamlit_server, trace_points, wait_for_app)
 
 pytestmark = pytest.mark.skipif(
     chromium_path() is None,
@@ -21,6 +27,11 @@ pytestmark = pytest.mark.skipif(
 DEMO_TIMEOUT = 240.0  # click -> "Demo finished"
 FIRST_POINT_TIMEOUT = 90.0
 GROWTH_WINDOW = 30.0
+SCATTER_TIMEOUT = 120.0  # Latent page opened -> scatter with points (UMAP job)
+SELECT_TIMEOUT = 60.0  # mouse up -> the page reran with the selection
+EXPLAIN_TIMEOUT = 120.0  # Explain page opened -> IG / GradCAM grid
+MAX_SHOWN = 48  # the Latent page shows at most 48 selected samples
+LASSO_R, BOX_H = 25.0, 20.0  # lasso radius, box half side (px)
 
 
 def _no_exception(page, server, where: str) -> None:
@@ -39,6 +50,163 @@ def _visit(page, server, path: str, heading: str, where: str) -> None:
         raise AssertionError(server.describe(f"{where} did not show '{heading}': {exc}"))
     wait_for_app(page)
     _no_exception(page, server, where)
+
+
+# --------------------------------------------------------------- Latent space selection
+def _in_circle(p, c, r: float) -> bool:
+    return (p[0] - c[0]) ** 2 + (p[1] - c[1]) ** 2 <= r * r
+
+
+def _in_box(p, c, h: float) -> bool:
+    return abs(p[0] - c[0]) <= h and abs(p[1] - c[1]) <= h
+
+
+def _pick_region(scatter: dict, inside, size: float, inner: float, outer: float,
+                 target: int, avoid=None, min_dist: float = 100.0):
+    """A drawn point to centre a selection of ``size`` on (wholly inside the plot area, not
+    within ``min_dist`` px of ``avoid``) holding about ``target`` points. Returns the centre
+    and the bounds of the count a selection can catch: points within ``inner`` of the
+    centre (surely in) and within ``outer`` (maybe in: markers on the edge)."""
+    pts = scatter["points"]
+    left, top, w, h = scatter["area"]
+    m = size + 8
+    cands = [p for p in pts
+             if left + m <= p[0] <= left + w - m and top + m <= p[1] <= top + h - m
+             and (avoid is None or not _in_circle(p, avoid, min_dist))]
+    best = None
+    for c in cands:
+        lo = sum(inside(p, c, inner) for p in pts)
+        if lo == 0:
+            continue
+        key = (abs(sum(inside(p, c, size) for p in pts) - target), c[0], c[1])
+        if best is None or key < best[0]:
+            best = (key, c, lo)
+    assert best is not None, f"no region to select on the scatter: {len(pts)} points, area " \
+                             f"{scatter['area']}"
+    _, c, lo = best
+    near = [p for p in pts if inside(p, c, outer)]
+    return (c[0], c[1]), lo, len(near), {p[2] for p in near}
+
+
+_SELECTION_JS = """() => {
+    const cap = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+        .map(e => e.innerText).find(t => t.includes('selected sample(s)')) || '';
+    const imgs = [...document.querySelectorAll('[data-testid="stImage"]')]
+        .map(e => e.innerText).join('\\n');
+    return cap ? cap + '\\n' + imgs : '';
+}"""
+
+
+def _wait_selection(page, server, before: str, what: str, lo: int, hi: int, names: set):
+    """Wait for the Latent page to rerun with a new selection (the "N selected sample(s)"
+    caption or the shown samples differ from ``before``); check N is in [lo, hi] (at most
+    48 shown) and every shown sample's group is one of the selected traces ``names``."""
+    t0 = time.monotonic()
+    while True:
+        now = page.evaluate(_SELECTION_JS)
+        if now and now != before:
+            break
+        _no_exception(page, server, f"the Latent space page after the {what}")
+        assert time.monotonic() - t0 < SELECT_TIMEOUT, server.describe(
+            f"no 'N selected sample(s)' caption {SELECT_TIMEOUT:.0f} s after the {what} "
+            f"(expected {lo}..{hi} points)")
+        time.sleep(0.2)
+    wait_for_app(page)
+    _no_exception(page, server, f"the Latent space page after the {what}")
+    now = page.evaluate(_SELECTION_JS)
+    m = re.search(r"(\d+) selected sample\(s\)", now)
+    assert m, f"no count in the selection caption: {now!r}"
+    n = int(m.group(1))
+    assert min(lo, MAX_SHOWN) <= n <= min(hi, MAX_SHOWN), (
+        f"the {what} around {lo}..{hi} points selected {n}: {now!r}")
+    groups = {ln.split(" · ")[0].strip() for ln in now.splitlines()[1:] if " · anomaly" in ln}
+    assert groups and groups <= names, (
+        f"the {what} selected traces {sorted(names)} but the page shows samples of "
+        f"{sorted(groups)}")
+    return n, now
+
+
+def _latent_and_explain(page, server, tmp_path) -> dict:
+    """Latent space: wait for the scatter, lasso a few points, box-select others (modebar
+    button), then explain the box selection on the Explain page."""
+    out = {}
+    # Streamlit scrolls inside its main container, so full_page screenshots stop at the
+    # viewport: a tall one keeps the scatter, the selected images and the heat maps in view
+    page.set_viewport_size({"width": 1400, "height": 1700})
+    t_open = time.monotonic()
+    _visit(page, server, "Latent_Space", "Latent space", "the Latent space page")
+    scatter = None
+    while True:
+        scatter = scatter_pixels(page) if page.locator(SCATTER).count() else None
+        if scatter and scatter["points"]:
+            break
+        _no_exception(page, server, "the Latent space page (waiting for the projection)")
+        assert time.monotonic() - t_open < SCATTER_TIMEOUT, server.describe(
+            f"no point on the Latent space scatter {SCATTER_TIMEOUT:.0f} s after opening "
+            "the page")
+        time.sleep(0.5)
+    out["scatter_s"] = time.monotonic() - t_open
+    wait_for_app(page)
+    _no_exception(page, server, "the Latent space page with the scatter")
+    plot = page.locator(SCATTER).first
+    plot.scroll_into_view_if_needed()
+    time.sleep(0.5)  # let the scroll settle before reading pixel positions
+    scatter = scatter_pixels(page)
+    assert scatter["dragmode"] == "lasso", f"scatter dragmode {scatter['dragmode']!r}"
+    out["points"] = len(scatter["points"])
+
+    # -- lasso (the figure's default dragmode) ----------------------------------------------
+    centre, lo, hi, names = _pick_region(
+        scatter, _in_circle, LASSO_R, LASSO_R * math.cos(math.pi / 24) - 2, LASSO_R + 2, 12)
+    lasso(page, *centre, LASSO_R)
+    out["lasso"], before = _wait_selection(page, server, "", "lasso", lo, hi, names)
+
+    # -- box select through the modebar, elsewhere -------------------------------------------
+    plot.hover()  # the modebar shows on hover
+    page.locator('[class*="st-key-scatter-"] [data-title="Box Select"]').first.click()
+    scatter = scatter_pixels(page)
+    assert scatter["dragmode"] == "select", (
+        f"the Box Select button left dragmode {scatter['dragmode']!r}")
+    bcentre, blo, bhi, bnames = _pick_region(scatter, _in_box, BOX_H, BOX_H - 2, BOX_H + 2, 6,
+                                             avoid=centre)
+    box_drag(page, bcentre[0] - BOX_H, bcentre[1] - BOX_H, bcentre[0] + BOX_H,
+             bcentre[1] + BOX_H)
+    out["box"], _ = _wait_selection(page, server, before, "box selection", blo, bhi, bnames)
+    page.screenshot(path=str(tmp_path / "latent.png"), full_page=True)
+
+    # -- Explain the selection -------------------------------------------------------------
+    t_explain = time.monotonic()
+    _visit(page, server, "Explain", "Explain", "the Explain page")
+    source = page.get_by_role("combobox", name="Samples").input_value()
+    assert source == "Selected on the Latent space page", (
+        f"the Explain page's Samples source is {source!r}, not the Latent selection")
+    done = page.get_by_text("IG completeness error", exact=False)
+    try:
+        done.first.wait_for(timeout=EXPLAIN_TIMEOUT * 1000)
+    except Exception as exc:  # noqa: BLE001
+        _no_exception(page, server, "the Explain page")
+        raise AssertionError(server.describe(
+            f"no 'IG completeness error' on the Explain page {EXPLAIN_TIMEOUT:.0f} s after "
+            f"opening it ({exc})"))
+    wait_for_app(page)
+    _no_exception(page, server, "the Explain page with the heat maps")
+    out["explain_s"] = time.monotonic() - t_explain
+    text = done.first.inner_text()
+    scores = re.search(r"Scores: ([^·]*)·", text)
+    assert scores, f"no scores in {text!r}"
+    how_many = int(page.get_by_role("spinbutton", name="How many").input_value())
+    n_scores = len([s for s in scores.group(1).split(",") if s.strip()])
+    assert n_scores == min(out["box"], how_many), (
+        f"{out['box']} samples selected, 'How many' {how_many}, but {n_scores} explained: "
+        f"{text!r}")
+    img = page.locator('[data-testid="stImage"] img').first
+    img.wait_for(timeout=30_000)
+    size = page.wait_for_function(
+        "(e) => e.complete && e.naturalWidth > 0 && [e.naturalWidth, e.naturalHeight]",
+        arg=img.element_handle(), timeout=30_000).json_value()
+    assert size[1] > size[0], f"the explanation grid ({size}) is not a column of rows"
+    page.screenshot(path=str(tmp_path / "explain.png"), full_page=True)
+    return out
 
 
 def test_digits_demo_live_chart(tmp_path):
@@ -108,9 +276,16 @@ def test_digits_demo_live_chart(tmp_path):
             assert "AUROC" in finished.first.inner_text()
             assert trace_points(page, "demo-loss") > 0, server.describe(
                 "the finished demo shows an empty loss chart")
-        finally:
+            page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+            t_demo = time.monotonic() - t_start
+
+            # -- the run's latent space, a selection, its explanation ------------------------
+            latent = _latent_and_explain(page, server, tmp_path)
+        except BaseException:
             try:
-                page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+                page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             except Exception:  # noqa: BLE001 - a screenshot never hides the real failure
                 pass
-    print(f"browser demo test: {time.monotonic() - t_start:.0f} s; chart growth {counts}")
+            raise
+    print(f"browser demo test: {time.monotonic() - t_start:.0f} s (demo part {t_demo:.0f} s); "
+          f"chart growth {counts}; latent/explain {latent}")
