@@ -47,6 +47,9 @@ def warm_up() -> None:
         import sklearn.svm  # noqa: F401
         import torch
 
+        from ocvis.data import load_dataset
+
+        load_dataset("digits")  # the default dataset, cached in memory for the first job
         net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
                                   torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 2))
         opt = torch.optim.Adam(net.parameters())

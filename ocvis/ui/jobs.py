@@ -8,6 +8,7 @@ import streamlit as st
 from ocvis.ui.figures import loss_figure
 
 REFRESH_SECONDS = 1.0
+FIRST_POINT_REFRESH_SECONDS = 0.4  # until the first loss point arrives: show it quickly
 ACTIVE_JOB_KEY = "ocvis_active_job"
 
 
@@ -58,7 +59,11 @@ def live_job(job_id: str | None, key: str, on_done=None) -> None:
     """A fragment that redraws ``job_id`` every second while it runs; when it ends, the
     whole page reruns once so results below the panel appear."""
 
-    @st.fragment(run_every=REFRESH_SECONDS)
+    job0 = job_manager().get(job_id) if job_id else None
+    waiting_first = job0 is not None and not job0.done and not job0.history
+    every = FIRST_POINT_REFRESH_SECONDS if waiting_first else REFRESH_SECONDS
+
+    @st.fragment(run_every=every)
     def _panel():
         job = job_manager().get(job_id) if job_id else None
         if job is None:
@@ -71,6 +76,8 @@ def live_job(job_id: str | None, key: str, on_done=None) -> None:
             if on_done is not None:
                 on_done(job)
             st.rerun()
+        elif waiting_first and job.history:
+            st.rerun()  # the first point is drawn: continue at the normal, calmer pace
 
     _panel()
 
