@@ -100,6 +100,7 @@ def main() -> int:
         e = Explainer(m, "kde")
         attr, delta, s, sb = e.integrated_gradients(x, n_steps=64)
         cam = e.gradcam(x)
+        assert cam.shape[-2:] == x.shape[-2:]
         t_explain = time.perf_counter() - t0
         rel = float((delta.abs() / (s - sb).abs()).max())
         rows.append({"method": method, "run": rid, "n_points": len(xy),

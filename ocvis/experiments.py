@@ -2,11 +2,9 @@
 benchmark tables built from many of them. Used by the CLI, the UI's jobs and ``bench/``."""
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict
@@ -106,17 +104,8 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
             store.write_model(run_id, m.state_dict())
             store.write_history(run_id, m.history.to_json())
             store.update(run_id, **meta)
-    except Cancelled as exc:
-        meta.update(status="cancelled", error=str(exc), finished=time.time())
-        _store_failure(store, run_id, meta, recorder)
-        raise
-    except OcvisError as exc:
-        meta.update(status="failed", error=str(exc), finished=time.time())
-        _store_failure(store, run_id, meta, recorder)
-        raise
     except Exception as exc:
-        meta.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
-        _store_failure(store, run_id, meta, recorder)
+        _store_failure(store, run_id, meta, recorder, exc)
         raise
     meta["id"] = run_id
     if keep_method:
@@ -147,7 +136,14 @@ def task_of_run(meta: dict):
                      seed=int(t.get("seed", 0)))
 
 
-def _store_failure(store, run_id, meta, recorder) -> None:
+def _store_failure(store, run_id, meta, recorder, exc: BaseException) -> None:
+    """Record why a run ended early (cancelled / failed) with the curves it had."""
+    if isinstance(exc, Cancelled):
+        meta.update(status="cancelled", error=str(exc))
+    else:
+        meta.update(status="failed", error=str(exc) if isinstance(exc, OcvisError)
+                    else f"{type(exc).__name__}: {exc}")
+    meta["finished"] = time.time()
     if store is None:
         return
     try:
@@ -212,14 +208,8 @@ def run_split(task_cfg: dict, preset: str = "cpu", overrides: dict | None = None
                                recon_uint8=recon.numpy(), train_classes=task.train_classes)
             store.write_history(run_id, m.history.to_json())
             store.update(run_id, **meta)
-    except Cancelled as exc:
-        meta.update(status="cancelled", error=str(exc), finished=time.time())
-        _store_failure(store, run_id, meta, recorder)
-        raise
     except Exception as exc:
-        msg = str(exc) if isinstance(exc, OcvisError) else f"{type(exc).__name__}: {exc}"
-        meta.update(status="failed", error=msg, finished=time.time())
-        _store_failure(store, run_id, meta, recorder)
+        _store_failure(store, run_id, meta, recorder, exc)
         raise
     meta["id"] = run_id
     meta["split"] = sp

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ocvis.detectors import GDE, KDE, OCSVM, KDEModule, make_detector
+from ocvis.detectors import GDE, KDE, OCSVM, make_detector
 from ocvis.errors import DataError
 
 MIN_CAM_SIZE = 8

@@ -1,5 +1,4 @@
 """Data: choose a dataset, a protocol and the normal class(es); look at the samples."""
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 

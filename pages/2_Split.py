@@ -8,7 +8,7 @@ from ocvis.ui.common import current_task, sidebar, task_config, user_errors
 from ocvis.ui.figures import histogram_with_threshold
 from ocvis.ui.images import grid
 from ocvis.ui.jobs import job_manager, live_job, queue_summary
-from ocvis.ui.runs import arrays, latest_run, run_store
+from ocvis.ui.runs import arrays, latest_run
 
 st.set_page_config(page_title="ocvis · Split", layout="wide")
 sidebar()

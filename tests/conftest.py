@@ -39,3 +39,14 @@ def _isolated_dirs(tmp_path_factory, monkeypatch, session_cache):
     else:
         monkeypatch.setenv("OCVIS_DATA_ROOT", str(base / "data"))
     yield
+
+
+@pytest.fixture
+def fresh_streamlit():
+    """Empty Streamlit caches (and so a new job manager) before and after a page test."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()

@@ -2,12 +2,10 @@
 import threading
 import time
 
-import pytest
 
 from ocvis.errors import TrainingError
 from ocvis.jobs import JobManager
 from ocvis.runs import RunStore
-from ocvis.train import Hooks
 
 
 def _manager(tmp_path):

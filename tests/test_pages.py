@@ -3,7 +3,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,11 +10,8 @@ PAGES = ROOT / "pages"
 
 
 @pytest.fixture(autouse=True)
-def _fresh():
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh(fresh_streamlit):
     yield
-    st.cache_resource.clear()
 
 
 def _until(at, cond, timeout=120):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ocvis.runs import RunStore
@@ -20,11 +19,8 @@ _CACHE: dict[str, Path] = {}
 
 
 @pytest.fixture(autouse=True)
-def _fresh():
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh(fresh_streamlit):
     yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

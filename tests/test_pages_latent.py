@@ -3,7 +3,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ocvis.experiments import run_experiment
@@ -13,11 +12,8 @@ PAGES = Path(__file__).resolve().parents[1] / "pages"
 
 
 @pytest.fixture(autouse=True)
-def _fresh():
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def _fresh(fresh_streamlit):
     yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ from ocvis.methods.base import DetectorConfig, Method, option
 from ocvis.nets import PaperAutoencoder
 from ocvis.nets.paper_ae import conv_weights
 from ocvis.split import SplitResult, split
-from ocvis.train import (History, Hooks, batches, make_optimizer, predict, resolve_device,
+from ocvis.train import (Hooks, batches, make_optimizer, predict, resolve_device,
                          run_epochs, seed_everything)
 
 log = logging.getLogger(__name__)
