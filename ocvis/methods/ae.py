@@ -184,6 +184,24 @@ class _AEMethod(Method):
         self.model_.eval()
         return predict(lambda b: self.model_(b)[1], as_images(x), self.device_)
 
+    def compute_split(self, x: torch.Tensor, hooks: Hooks | None = None) -> SplitResult:
+        """Stage 2: similarity of each image to its stage-1 reconstruction -> typical /
+        atypical (ICS trains on it; CAE and CLS keep it for display only, as the paper's
+        Fig. 3 colours the CLS latents by it)."""
+        (hooks or Hooks()).on_status(f"splitting by {self.similarity.upper()}")
+        x_hat = self.reconstruct(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # reported where it matters
+            return split(x, x_hat, rho=self.rho, metric=self.similarity)
+
+    @property
+    def rho(self) -> float:
+        return float(getattr(self.config, "rho", RHO))
+
+    @property
+    def similarity(self) -> str:
+        return str(getattr(self.config, "similarity", "ssim"))
+
     # -- stage 3 -----------------------------------------------------------------------
     def _joint(self, x: torch.Tensor, hooks: Hooks) -> None:
         raise NotImplementedError
@@ -192,6 +210,7 @@ class _AEMethod(Method):
         if len(x) < 2:
             raise DataError("at least two training images are needed")
         self.pretrain(x, hooks)
+        self.split_ = self.compute_split(x, hooks)
         self.joint_generator_ = torch.Generator().manual_seed(self.config.seed + 1)
         if self.config.epochs > 0:
             self._joint(x, hooks)
@@ -218,6 +237,12 @@ class _AEMethod(Method):
 
     def _net_state(self):
         return {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
+
+    def state_dict(self):
+        sd = super().state_dict()
+        if hasattr(self, "split_"):
+            sd["split_similarity"] = torch.from_numpy(np.array(self.split_.similarity))
+        return sd
 
     def _load_net_state(self, sd):
         channels = int(sd["decoder.conv12.weight"].shape[0]) if "decoder.conv12.weight" in sd \
@@ -279,18 +304,8 @@ class ICS(_AEMethod):
     title = "ICS: intra-class splitting feature learning + OC-SVM"
     Config = ICSConfig
 
-    def compute_split(self, x: torch.Tensor, hooks: Hooks | None = None) -> SplitResult:
-        """Stage 2: similarity of each image to its reconstruction -> typical / atypical."""
-        (hooks or Hooks()).on_status(f"splitting by {self.config.similarity.upper()}")
-        x_hat = self.reconstruct(x)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # reported below, once
-            res = split(x, x_hat, rho=self.config.rho, metric=self.config.similarity)
-        return res
-
     def _joint(self, x, hooks):
         c = self.config
-        self.split_ = self.compute_split(x, hooks)
         typ = np.flatnonzero(self.split_.typical)
         aty = np.flatnonzero(self.split_.atypical)
         if len(aty) < 2:
@@ -336,9 +351,3 @@ class ICS(_AEMethod):
                    optimizer=opt, weights={"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2},
                    l2=c.l2, l2_params=conv_weights(self.model_), hooks=hooks,
                    history=self.history, global_step=len(self.history))
-
-    def state_dict(self):
-        sd = super().state_dict()
-        if hasattr(self, "split_"):
-            sd["split_similarity"] = torch.from_numpy(np.array(self.split_.similarity))
-        return sd

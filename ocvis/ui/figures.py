@@ -100,8 +100,8 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
                         colorbar=dict(title="anomaly"), opacity=0.8),
             hovertemplate="row %{customdata}<br>anomaly %{marker.color:.3f}<extra></extra>"))
     else:
-        # draw test points first so the (fewer) training groups stay visible on top
-        for g in (2, 3, 1, 0):
+        # the many test abnormal points at the back, atypical (few) on top
+        for g in (3, 0, 2, 1):
             sel = group == g
             if not sel.any():
                 continue
@@ -109,7 +109,7 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
                 x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=f"{names[g]} ({sel.sum()})",
                 customdata=rows[sel],
                 marker=dict(size=4 if g >= 2 else 5, color=GROUP_COLORS[g],
-                            opacity=0.55 if g >= 2 else 0.9),
+                            opacity=0.4 if g == 3 else 0.8),
                 hovertemplate=f"{names[g]}<br>row %{{customdata}}<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       title=title or None, legend=dict(orientation="h", y=-0.08),
