@@ -44,6 +44,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are for reading by others too
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -94,6 +94,10 @@ class ICSConfig(CLSConfig):
                         min=0.0, max=99.0)
     similarity: str = option("ssim", "split metric between x and its reconstruction",
                              choices=("ssim", "mse"))
+    batch_mode: str = option("paired", "stage 3 batches: 'paired' = B typical + B atypical "
+                                       "per step (eqs. 3-4 literally); 'mixed' = B samples "
+                                       "of the whole set, losses on their typical / atypical "
+                                       "members", choices=("paired", "mixed"))
 
 
 AE_PRESETS = {
@@ -316,6 +320,9 @@ class ICS(_AEMethod):
             hooks.on_status(msg)
             self._plain_joint(x, hooks, alpha=c.alpha)
             return
+        if c.batch_mode == "mixed":
+            self._mixed_joint(x, hooks)
+            return
         g = self.joint_generator_
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         x_typ, x_aty = x[torch.from_numpy(typ)], x[torch.from_numpy(aty)]
@@ -346,6 +353,42 @@ class ICS(_AEMethod):
                 "disp1": L.dispersion_atypical(za, L.partner_shift(len(za), g)),   # eq. 4
                 "disp2": L.dispersion_typical_atypical(za, zt[perm]),              # eq. 4
             }
+
+        run_epochs(self.model_, step, stage="joint", epochs=c.epochs, steps_per_epoch=n_steps,
+                   optimizer=opt, weights={"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2},
+                   l2=c.l2, l2_params=conv_weights(self.model_), hooks=hooks,
+                   history=self.history, global_step=len(self.history))
+
+    def _mixed_joint(self, x, hooks):
+        """Stage 3 with ordinary batches of the whole training set: each loss term uses the
+        typical / atypical members of the batch (a term is 0 when its subset has < 2)."""
+        c = self.config
+        g = self.joint_generator_
+        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
+        aty_mask = torch.from_numpy(np.asarray(self.split_.atypical))
+        n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
+        state = {"idx": None}
+        zero = torch.zeros((), device=self.device_)
+
+        def step(i: int):
+            if i == 0:
+                state["idx"] = list(batches(len(x), c.batch_size, g))
+            idx = state["idx"][i]
+            xb = x[idx].to(self.device_, non_blocking=True)
+            a = aty_mask[idx].to(self.device_)
+            z, xh = self.model_(xb)
+            zt, za = z[~a], z[a]
+            terms = {"rec": L.reconstruction(xb, xh, c.rec_reduction)}                # eq. 2
+            terms["cls"] = L.closeness(zt, L.partner_shift(len(zt), g)) \
+                if len(zt) >= 2 else zero                                              # eq. 3
+            terms["disp1"] = L.dispersion_atypical(za, L.partner_shift(len(za), g)) \
+                if len(za) >= 2 else zero                                              # eq. 4
+            if len(za) and len(zt):
+                pick = torch.randint(0, len(zt), (len(za),), generator=g).to(zt.device)
+                terms["disp2"] = L.dispersion_typical_atypical(za, zt[pick])           # eq. 4
+            else:
+                terms["disp2"] = zero
+            return terms
 
         run_epochs(self.model_, step, stage="joint", epochs=c.epochs, steps_per_epoch=n_steps,
                    optimizer=opt, weights={"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2},
