@@ -26,6 +26,7 @@ from ocvis.train import Hooks
 log = logging.getLogger(__name__)
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 HISTORY_FLUSH_SECONDS = 5.0
+IDLE_WARM_SECONDS = 20.0  # compile UMAP once the worker has been idle this long
 
 
 def default_torch_threads() -> int:
@@ -288,8 +289,20 @@ class JobManager:
         torch.set_num_threads(self.torch_threads)
         if self._warm:
             warm_up()
+        # $OCVIS_UMAP_WARMUP=0 turns the idle UMAP compilation off (the tests do)
+        umap_ready = not self._warm or os.environ.get("OCVIS_UMAP_WARMUP", "1") == "0"
         while True:
-            job, fn = self._queue.get()
+            try:
+                job, fn = self._queue.get(timeout=None if umap_ready else IDLE_WARM_SECONDS)
+            except queue.Empty:  # idle: compile UMAP now rather than on the latent page
+                umap_ready = True
+                try:
+                    from ocvis.projection import warm_up_umap
+
+                    log.info("UMAP warmed up in %.1f s", warm_up_umap())
+                except Exception as exc:  # noqa: BLE001 - only an optimisation
+                    log.warning("UMAP warm-up failed: %s", exc)
+                continue
             try:
                 self._run(job, fn)
             finally:

@@ -34,8 +34,25 @@ def _numba_cache() -> None:
             log.warning("no numba cache: %s", exc)
 
 
+def warm_up_umap(seed: int = 0) -> float:
+    """Compile umap-learn's and pynndescent's numba kernels (~30 s on 2 cores, once per
+    process: many are not cached on disk) on throw-away data big enough (> 4096 points) to
+    take the same nearest-neighbour path as real runs. Returns the seconds it took."""
+    import time
+
+    t0 = time.perf_counter()
+    _numba_cache()
+    import umap
+
+    z = np.random.default_rng(seed).random((4200, 8), dtype=np.float32)
+    r = umap.UMAP(n_components=2, n_epochs=5, random_state=seed, n_jobs=1,
+                  transform_seed=seed).fit(z[:4100])
+    r.transform(z[4100:])
+    return time.perf_counter() - t0
+
+
 def project(z: np.ndarray, method: str = "umap", seed: int = 0, max_fit: int = MAX_FIT,
-            n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+            n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int = 200) -> np.ndarray:
     """``N x D`` latents -> ``N x 2`` float32 coordinates."""
     z = np.asarray(z, dtype=np.float32)
     if z.ndim != 2 or len(z) < 3:
@@ -57,8 +74,11 @@ def project(z: np.ndarray, method: str = "umap", seed: int = 0, max_fit: int = M
         import umap  # lazy: heavy import (numba)
 
         nn = max(2, min(n_neighbors, len(fit_idx) - 1))
+        # 200 epochs (umap-learn's choice for large sets) instead of 500 for < 10,000 points:
+        # the layout is settled by then and the page opens in seconds
         reducer = umap.UMAP(n_components=2, n_neighbors=nn, min_dist=min_dist,
-                            random_state=seed, n_jobs=1, transform_seed=seed)
+                            n_epochs=n_epochs, random_state=seed, n_jobs=1,
+                            transform_seed=seed)
         out = np.empty((len(z), 2), np.float32)
         out[fit_idx] = reducer.fit_transform(z[fit_idx])
         rest = np.setdiff1d(np.arange(len(z)), fit_idx)

@@ -33,6 +33,7 @@ def _isolated_dirs(tmp_path_factory, monkeypatch, session_cache):
     """Every test writes runs into its own folder; decoded datasets are cached per session."""
     base = tmp_path_factory.mktemp("ocvis")
     monkeypatch.setenv("OCVIS_RUNS_DIR", str(base / "runs"))
+    monkeypatch.setenv("OCVIS_UMAP_WARMUP", "0")  # no background compile during tests
     monkeypatch.setenv("OCVIS_CACHE_DIR", str(session_cache))
     if SHARED is not None:
         monkeypatch.setenv("OCVIS_DATA_ROOT", str(SHARED))
