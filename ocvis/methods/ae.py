@@ -365,7 +365,7 @@ class ICS(_AEMethod):
         c = self.config
         g = self.joint_generator_
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
-        aty_mask = torch.from_numpy(np.asarray(self.split_.atypical))
+        aty_mask = torch.from_numpy(np.array(self.split_.atypical))
         n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
         state = {"idx": None}
         zero = torch.zeros((), device=self.device_)
