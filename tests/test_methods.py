@@ -107,3 +107,15 @@ def test_other_detectors(task, det):
     m = make_method("pca", detector=det).fit(task)
     r = evaluate(m.score_samples(task.x_test), task.y_test)
     assert r["auroc"] > 0.7
+
+
+@pytest.mark.parametrize("mode", ["paired", "mixed"])
+def test_ics_batch_modes(task, mode):
+    m = make_method("ics", "tiny", batch_mode=mode, reuse_pretrain=False).fit(task)
+    joint = [r for r in m.history.records if r["stage"] == "joint"]
+    assert joint and all(r["losses"]["disp1"] <= 0 and r["losses"]["disp2"] <= 0
+                         for r in joint)
+    # paired: an epoch is a pass over the typical images; mixed: over all of them
+    n_typ = int(m.split_.typical.sum())
+    n = n_typ if mode == "paired" else len(task.x_train)
+    assert joint[0]["steps"] == -(-n // 64) - (1 if n % 64 == 1 else 0)
