@@ -40,7 +40,7 @@ if layers:
 else:
     layer = None
     c5.caption("GradCAM needs convolution layers (deep methods only).")
-steps = c6.select_slider("IG steps", [16, 32, 64, 128], value=64, key="explain_steps")
+steps = c6.select_slider("IG steps", [16, 32, 64, 128, 256], value=128, key="explain_steps")
 
 samples = pick_samples(run, source, int(n))
 if not samples:
