@@ -206,3 +206,17 @@ def test_cifar10_jpeg():
     assert t.normal_classes == (3,) and (t.y_test == 0).sum() == 1000
     lt = make_task("cifar10", "latent-multiclass", "LIV")
     assert (lt.y_test == 0).sum() == 6000
+
+
+def test_single_label_test_set_warns(tmp_path):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "train" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / "train" / c / f"{i}.png")
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    Image.new("L", (8, 8), 7).save(tmp_path / "test" / "a" / "0.png")
+    with pytest.warns(OcvisWarning, match="only normal"):
+        t = make_task(f"folder:{tmp_path}", "one-class", "a")
+    assert any("undefined" in n for n in t.notes)

@@ -121,15 +121,13 @@ def validation_mask(y: np.ndarray, seed: int, fraction: float = VAL_FRACTION) ->
 
 
 def _check_test(y: np.ndarray, notes: list[str]) -> None:
-    if len(y) and (y == 1).all():
-        notes.append("the test set holds only abnormal samples: AUROC and balanced "
-                     "accuracy are undefined")
-    elif len(y) and (y == 0).all():
-        notes.append("the test set holds only normal samples: AUROC and balanced accuracy "
-                     "are undefined")
-    for n in notes[-1:]:
-        if "undefined" in n:
-            warnings.warn(n, OcvisWarning, stacklevel=3)
+    """Warn (and note) when the test set holds a single label: metrics are then undefined."""
+    if len(y) and y.min() == y.max():
+        which = "abnormal" if y[0] == 1 else "normal"
+        msg = (f"the test set holds only {which} samples: AUROC and balanced accuracy are "
+               "undefined")
+        notes.append(msg)
+        warnings.warn(msg, OcvisWarning, stacklevel=3)
 
 
 def one_class(ds: ImageDataset, normal, n_train: int | None = None, seed: int = 0,
