@@ -48,6 +48,8 @@ def warm_up() -> None:
         import sklearn.svm  # noqa: F401
         import torch
 
+        import ocvis.experiments  # noqa: F401  (the Start button imports these)
+        import ocvis.methods  # noqa: F401
         from ocvis.data import load_dataset
 
         load_dataset("digits")  # the default dataset, cached in memory for the first job
@@ -169,7 +171,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._warm = warm
-        if warm:  # start the worker now so its imports are done before the first click
+        if warm:  # imports in their own thread: a job submitted meanwhile does not wait
+            threading.Thread(target=warm_up, name="ocvis-warm-up", daemon=True).start()
             with self._lock:
                 self._ensure_worker()
 
@@ -287,8 +290,6 @@ class JobManager:
         import torch
 
         torch.set_num_threads(self.torch_threads)
-        if self._warm:
-            warm_up()
         # $OCVIS_UMAP_WARMUP=0 turns the idle UMAP compilation off (the tests do)
         umap_ready = not self._warm or os.environ.get("OCVIS_UMAP_WARMUP", "1") == "0"
         while True:

@@ -8,7 +8,7 @@ import streamlit as st
 from ocvis.ui.figures import loss_figure
 
 REFRESH_SECONDS = 1.0
-FIRST_POINT_REFRESH_SECONDS = 0.4  # until the first loss point arrives: show it quickly
+FIRST_POINT_REFRESH_SECONDS = 0.5  # a job that has no point yet: show its first one quickly
 ACTIVE_JOB_KEY = "ocvis_active_job"
 
 
@@ -76,8 +76,6 @@ def live_job(job_id: str | None, key: str, on_done=None) -> None:
             if on_done is not None:
                 on_done(job)
             st.rerun()
-        elif waiting_first and job.history:
-            st.rerun()  # the first point is drawn: continue at the normal, calmer pace
 
     _panel()
 
