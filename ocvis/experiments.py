@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ocvis.errors import Cancelled, DataError, OcvisError
 from ocvis.train import Hooks, device_description, resolve_device
@@ -43,7 +44,6 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
     Returns the run's metadata (with ``metrics``); with ``store`` a run directory is written
     even when fitting fails or is cancelled (status, error and the curves so far).
     """
-    from ocvis.data import make_task
     from ocvis.methods import make_method
     from ocvis.metrics import evaluate
     from ocvis.train import MultiHooks
@@ -64,10 +64,7 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            task = make_task(task_cfg.get("dataset", "digits"),
-                             task_cfg.get("protocol", "one-class"), task_cfg.get("normal", 0),
-                             n_train=task_cfg.get("n_train"), ratio=task_cfg.get("ratio", 10.0),
-                             seed=seed)
+            task = task_from_config(task_cfg)
             m = make_method(method, preset, **overrides)
             device = resolve_device(getattr(m.config, "device", "auto"))
             meta.update(task_name=task.name, config=asdict(m.config), title=m.title,
@@ -126,14 +123,18 @@ def load_run_method(store, run_id: str):
     return m.load_state_dict(store.model_state(run_id))
 
 
-def task_of_run(meta: dict):
-    """The task a run was trained on, rebuilt from its stored configuration (deterministic)."""
+def task_from_config(cfg: dict):
+    """``make_task`` from a task configuration as the UI and the run store keep it."""
     from ocvis.data import make_task
 
-    t = meta.get("task") or {}
-    return make_task(t.get("dataset", "digits"), t.get("protocol", "one-class"),
-                     t.get("normal", 0), n_train=t.get("n_train"), ratio=t.get("ratio", 10.0),
-                     seed=int(t.get("seed", 0)))
+    return make_task(cfg.get("dataset", "digits"), cfg.get("protocol", "one-class"),
+                     cfg.get("normal", 0), n_train=cfg.get("n_train"),
+                     ratio=cfg.get("ratio", 10.0), seed=int(cfg.get("seed", 0)))
+
+
+def task_of_run(meta: dict):
+    """The task a run was trained on, rebuilt from its stored configuration (deterministic)."""
+    return task_from_config(meta.get("task") or {})
 
 
 def _store_failure(store, run_id, meta, recorder, exc: BaseException) -> None:
@@ -158,7 +159,6 @@ def run_split(task_cfg: dict, preset: str = "cpu", overrides: dict | None = None
     """Stages 1 and 2 of ICS alone: train the splitting autoencoder (cached, so a later ICS
     run with the same settings reuses it), reconstruct every normal training image and
     measure its similarity. The typical / atypical cut is then free to move (``rho``)."""
-    from ocvis.data import make_task
     from ocvis.methods import make_method
     from ocvis.split import split
     from ocvis.train import MultiHooks
@@ -176,9 +176,7 @@ def run_split(task_cfg: dict, preset: str = "cpu", overrides: dict | None = None
     if store is not None:
         store.update(run_id, status="running", started=time.time())
     try:
-        task = make_task(task_cfg.get("dataset", "digits"), task_cfg.get("protocol", "one-class"),
-                         task_cfg.get("normal", 0), n_train=task_cfg.get("n_train"),
-                         ratio=task_cfg.get("ratio", 10.0), seed=int(task_cfg.get("seed", 0)))
+        task = task_from_config(task_cfg)
         m = make_method("ics", preset, **overrides)
         from ocvis.methods.base import validate_config
 
@@ -203,7 +201,7 @@ def run_split(task_cfg: dict, preset: str = "cpu", overrides: dict | None = None
                     pretrain_reused=bool(getattr(m, "pretrain_reused_", False)),
                     n_atypical=int(sp.atypical.sum()))
         if store is not None:
-            recon = (x_hat.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+            recon = (x_hat.clamp(0, 1) * 255).round().to(dtype=torch.uint8)
             store.write_arrays(run_id, similarity=sp.similarity, atypical=sp.atypical,
                                recon_uint8=recon.numpy(), train_classes=task.train_classes)
             store.write_history(run_id, m.history.to_json())

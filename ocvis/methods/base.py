@@ -159,7 +159,7 @@ class Method:
 
     # -- for subclasses -------------------------------------------------------------------
     def _fit(self, x: torch.Tensor, hooks: Hooks) -> None:
-        raise NotImplementedError
+        """Learn the feature extractor; nothing to learn for fixed features (pixels, HOG)."""
 
     def _embed(self, x: torch.Tensor) -> np.ndarray:
         raise NotImplementedError

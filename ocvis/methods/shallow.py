@@ -64,9 +64,6 @@ class Original(Method):
     paper = PAPER
     Config = ShallowConfig
 
-    def _fit(self, x, hooks):
-        pass
-
     def _embed(self, x):
         return _crop(x, self.config.crop_border).flatten(1).numpy().astype(np.float64)
 
@@ -113,9 +110,6 @@ class HOG(Method):
     title = "HOG + OC-SVM"
     paper = PAPER
     Config = ShallowConfig
-
-    def _fit(self, x, hooks):
-        pass
 
     def _embed(self, x):
         from skimage.feature import hog

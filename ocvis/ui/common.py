@@ -41,14 +41,12 @@ def cached_dataset(name: str, root: str | None = None):
 
 @st.cache_resource(show_spinner="Building task…", max_entries=8)
 def _cached_task(cfg_json: str):
-    from ocvis.data import make_task
+    from ocvis.experiments import task_from_config
 
     cfg = json.loads(cfg_json)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        task = make_task(cfg["dataset"], cfg["protocol"], cfg["normal"],
-                         n_train=cfg.get("n_train"), ratio=cfg.get("ratio", 10.0),
-                         seed=cfg.get("seed", 0))
+        task = task_from_config(cfg)
     return task, [str(w.message) for w in caught]
 
 
