@@ -31,7 +31,7 @@ def test_feature_lengths_match_paper():
 
 
 def test_ics_end_to_end_beats_random(task):
-    m = make_method("ics", "cpu", pretrain_epochs=6, epochs=4, reuse_pretrain=False)
+    m = make_method("ics", "cpu", pretrain_epochs=6, epochs=4, min_steps=0, reuse_pretrain=False)
     m.fit(task)
     s = m.score_samples(task.x_test)
     assert s.shape == (len(task.x_test),) and np.isfinite(s).all()
@@ -119,3 +119,12 @@ def test_ics_batch_modes(task, mode):
     n_typ = int(m.split_.typical.sum())
     n = n_typ if mode == "paired" else len(task.x_train)
     assert joint[0]["steps"] == -(-n // 64) - (1 if n % 64 == 1 else 0)
+
+
+def test_min_steps_raises_epochs_on_small_sets(task):
+    m = make_method("cae", "tiny", min_steps=10, reuse_pretrain=False).fit(task)
+    steps = {st: sum(1 for r in m.history.records if r["stage"] == st)
+             for st in ("pretrain", "joint")}
+    assert steps["pretrain"] >= 10 and steps["joint"] >= 10
+    big = make_method("cae", "tiny", min_steps=10)
+    assert big._epochs(1, 63) == 1 and big._epochs(1, 2) == 5 and big._epochs(0, 2) == 0
