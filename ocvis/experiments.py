@@ -36,7 +36,7 @@ def task_label(task) -> str:
 
 def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
                    overrides: dict | None = None, *, store=None, hooks: Hooks | None = None,
-                   run_id: str | None = None, keep_method: bool = False) -> dict:
+                   run_id: str | None = None) -> dict:
     """Build the task, fit ``method``, score the test set, evaluate, store the run.
 
     ``task_cfg`` holds the arguments of :func:`ocvis.data.make_task` (dataset, protocol,
@@ -105,9 +105,6 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
         _store_failure(store, run_id, meta, recorder, exc)
         raise
     meta["id"] = run_id
-    if keep_method:
-        meta["_method"] = m
-        meta["_task"] = task
     return meta
 
 

@@ -1,8 +1,6 @@
 """The job manager of this server and the live job panel (a fragment that polls a job)."""
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from ocvis.ui.figures import loss_figure
@@ -86,7 +84,3 @@ def queue_summary() -> None:
     if active or queued:
         st.caption(f"Jobs: {'1 running' if active else 'none running'}, {len(queued)} queued "
                    "(one at a time on this machine)")
-
-
-def wait_seconds(t0: float) -> float:
-    return time.time() - t0
