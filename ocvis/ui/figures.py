@@ -198,19 +198,26 @@ def score_histogram(scores, y, threshold: float | None = None, *,
     y = np.asarray(y).ravel().astype(bool)
     fig = go.Figure()
     finite = s[np.isfinite(s)]
-    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    # bins over the central 99 % (a few far outliers would squeeze everything into one bar);
+    # the outliers are clipped into the first / last bin and the axis title says so
+    lo, hi = (float(np.percentile(finite, 0.5)), float(np.percentile(finite, 99.5))) \
+        if len(finite) else (0.0, 1.0)
+    if threshold is not None and np.isfinite(threshold):
+        lo, hi = min(lo, float(threshold)), max(hi, float(threshold))
     size = (hi - lo) / nbins if hi > lo else 1.0
     bins = dict(start=lo, end=hi + size, size=size)
-    fig.add_histogram(x=s[~y], xbins=bins, name=f"{names[0]} ({int((~y).sum())})",
+    clipped = np.clip(s, lo, hi)
+    fig.add_histogram(x=clipped[~y], xbins=bins, name=f"{names[0]} ({int((~y).sum())})",
                       marker_color="#1f77b4")
-    fig.add_histogram(x=s[y], xbins=bins, name=f"{names[1]} ({int(y.sum())})",
+    fig.add_histogram(x=clipped[y], xbins=bins, name=f"{names[1]} ({int(y.sum())})",
                       marker_color="#d62728")
     if threshold is not None and np.isfinite(threshold):
         fig.add_vline(x=float(threshold), line=dict(color="#222", width=2, dash="dash"),
                       annotation_text=f"threshold {float(threshold):.4g}",
                       annotation_position="top")
     fig.update_layout(barmode="overlay", height=height, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="normality score (higher = more normal)",
+                      xaxis_title="normality score (higher = more normal; the 0.5 % "
+                                  "extremes at each end are drawn in the end bins)",
                       yaxis_title="test images", legend=dict(orientation="h", y=-0.2))
     fig.update_traces(opacity=0.6)
     return fig
