@@ -128,7 +128,8 @@ with right:
         fig.add_bar(name=split, x=list(ds.classes), y=counts[split])
     normal_idx = set(task.normal_classes)
     fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h"))
+                      legend=dict(orientation="h"),
+                      xaxis=dict(type="category"))  # digit names "0".."9" are labels, not numbers
     st.plotly_chart(fig, use_container_width=True)
     st.caption("Normal: " + ", ".join(ds.classes[i] for i in sorted(normal_idx)) +
                f" · source: {ds.source}")
