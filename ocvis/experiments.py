@@ -368,6 +368,7 @@ def _cmd_run(args) -> int:
 
 def _cmd_bench(args) -> int:
     from ocvis.data import load_dataset
+    from ocvis.runs import RunStore
 
     methods = [m for m in args.methods.split(",") if m]
     n_cls = len(load_dataset(args.dataset).classes)
@@ -378,7 +379,7 @@ def _cmd_bench(args) -> int:
     out = Path(args.out_dir) / f"{name}.csv"
     bench(methods, args.dataset, classes, seeds, args.preset, out,
           n_train=None if args.n_train == 0 else args.n_train,
-          overrides=_parse_overrides(args.set))
+          overrides=_parse_overrides(args.set), store=RunStore() if args.store else None)
     print(f"wrote {out}")
     return 0
 
@@ -407,4 +408,7 @@ def add_commands(sub) -> None:
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--name", default=None, help="table name (default <dataset>_<preset>)")
     b.add_argument("--out-dir", default=str(Path("bench") / "results"))
+    b.add_argument("--store", action="store_true",
+                   help="also keep each row's run directory in $OCVIS_RUNS_DIR (latents, "
+                        "weights: the Latent / Explain pages can open it)")
     b.set_defaults(func=_cmd_bench)

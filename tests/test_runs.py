@@ -111,6 +111,13 @@ def test_cli_run_and_bench(tmp_path):
                            capture_output=True, text=True, check=True)
     assert "AUROC" not in again.stdout  # every row present: nothing re-run
     assert (tmp_path / "t.csv").read_text().splitlines() == lines
+    assert len(RunStore(tmp_path / "runs").list()) == 1  # bench keeps no runs by default
+    subprocess.run([sys.executable, "-m", "ocvis", "bench", "--methods", "pca",
+                    "--dataset", "digits", "--classes", "2", "--out-dir", str(tmp_path),
+                    "--name", "t", "--store"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    stored = RunStore(tmp_path / "runs").list()
+    assert len(stored) == 2 and {r["method"] for r in stored} == {"pca"}
     bad = subprocess.run([sys.executable, "-m", "ocvis", "run", "--dataset", "nope"],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown dataset" in bad.stderr
