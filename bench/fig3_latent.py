@@ -31,11 +31,21 @@ COLORS = ("#2ca02c", "#ffbf00", "#9e9e9e", "#d62728")
 
 
 def find_stored(store, task_cfg, method, preset):
-    for r in store.list():
-        if r.get("status") == "done" and r.get("method") == method and \
-                r.get("task") == task_cfg and r.get("preset") == preset:
-            return r["id"]
-    return None
+    """Newest finished run of ``method`` on this task with the preset's current settings.
+
+    Runs made under older defaults (their stored config differs) are not reused, so a
+    figure always shows what the current code trains (e.g. a ``bench --store`` row).
+    """
+    from dataclasses import asdict
+
+    from ocvis.methods import make_method
+
+    want = asdict(make_method(method, preset).config)
+    found = [r for r in store.list()
+             if r.get("status") == "done" and r.get("method") == method
+             and r.get("task") == task_cfg and r.get("preset") == preset
+             and r.get("config") == want]
+    return max(found, key=lambda r: r["id"])["id"] if found else None
 
 
 def find_or_train(store, task_cfg, method, preset):

@@ -56,7 +56,7 @@ from ocvis.nets import PaperAutoencoder
 from ocvis.nets.paper_ae import conv_weights
 from ocvis.split import SplitResult, split
 from ocvis.train import (Hooks, batches, make_optimizer, predict, resolve_device,
-                         run_epochs, seed_everything)
+                         run_epochs, seed_everything, to_device)
 
 log = logging.getLogger(__name__)
 PAPER = "Schlachter et al. 2019, One-Class Feature Learning Using Intra-Class Splitting"
@@ -154,7 +154,7 @@ class _AEMethod(Method):
         self.device_ = resolve_device(c.device)
         path = cache_root() / "pretrain" / f"{self._pretrain_key(x)}.pt"
         g = seed_everything(c.seed)
-        self.model_ = self._build(x.shape[1]).to(self.device_)
+        self.model_ = to_device(self._build(x.shape[1]), self.device_)
         if c.reuse_pretrain and path.exists():
             try:
                 blob = torch.load(path, map_location=self.device_, weights_only=True)
@@ -169,7 +169,7 @@ class _AEMethod(Method):
                 return
             except Exception as exc:  # noqa: BLE001 - a bad cache entry is retrained
                 log.warning("ignoring unreadable pretrain cache %s: %s", path, exc)
-                self.model_ = self._build(x.shape[1]).to(self.device_)
+                self.model_ = to_device(self._build(x.shape[1]), self.device_)
         t0 = time.perf_counter()
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
@@ -269,7 +269,7 @@ class _AEMethod(Method):
         channels = int(sd["decoder.conv12.weight"].shape[0]) if "decoder.conv12.weight" in sd \
             else int(next(v for k, v in sd.items() if k.endswith("weight") and v.ndim == 4).shape[1])
         self.device_ = resolve_device(self.config.device)
-        self.model_ = self._build(channels).to(self.device_)
+        self.model_ = to_device(self._build(channels), self.device_)
         self.model_.load_state_dict(sd)
         self.model_.eval()
 
