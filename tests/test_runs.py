@@ -95,10 +95,12 @@ def test_cli_run_and_bench(tmp_path):
     env = {"OCVIS_RUNS_DIR": str(tmp_path / "runs"), "PATH": "/usr/bin:/bin",
            "OCVIS_CACHE_DIR": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, "-m", "ocvis", "run", "--method", "pca",
-                          "--dataset", "digits", "--normal", "3", "--seed", "0"],
+                          "--dataset", "digits", "--normal", "3", "--seed", "0",
+                          "--projection", "pca"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
-    assert "auroc" in out and "stored as run" in out
-    assert len(RunStore(tmp_path / "runs").list()) == 1
+    assert "auroc" in out and "stored as run" in out and "PCA projection of" in out
+    (rid,) = [r["id"] for r in RunStore(tmp_path / "runs").list()]
+    assert list((tmp_path / "runs" / rid).glob("proj-pca-*.npy"))  # the Latent page's cache
     res = subprocess.run([sys.executable, "-m", "ocvis", "bench", "--methods", "pca,hog",
                           "--dataset", "digits", "--classes", "0,1", "--out-dir",
                           str(tmp_path), "--name", "t"], cwd=ROOT, env=env,
