@@ -54,3 +54,17 @@ def test_data_page_bad_folder_is_a_message(tmp_path):
     at.text_input[0].set_value(str(tmp_path / "nowhere")).run()
     assert not at.exception
     assert "does not exist" in at.error[0].value
+
+
+def test_ui_imports_pandas_before_any_job_thread():
+    """plotly peeks at ``sys.modules["pandas"]`` without importing it; a UMAP job importing
+    pandas in its thread at the same time handed a page a half-initialised module. Importing
+    ``ocvis.ui`` (every page does, first) must leave pandas fully imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; assert 'pandas' not in sys.modules; import ocvis.ui; "
+            "print('pandas' in sys.modules and hasattr(sys.modules['pandas'], 'Series'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=APP.parent, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "True"
