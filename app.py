@@ -57,7 +57,7 @@ sidebar()
 from ocvis.data import describe_datasets  # noqa: E402  (fast: no dataset is read)
 
 st.subheader("Datasets")
-st.dataframe(describe_datasets(), hide_index=True, use_container_width=True)
+st.dataframe(describe_datasets(), hide_index=True, width="stretch")
 
 st.subheader("Recent runs")
 runs = run_store().list()[:8]
@@ -66,6 +66,6 @@ if runs:
                    "status": r.get("status"),
                    "AUROC": round(100 * r["metrics"]["auroc"], 1)
                    if isinstance(r.get("metrics"), dict) and r["metrics"].get("auroc") is not None
-                   else None} for r in runs], hide_index=True, use_container_width=True)
+                   else None} for r in runs], hide_index=True, width="stretch")
 else:
     st.caption("No runs yet.")

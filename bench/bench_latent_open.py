@@ -97,6 +97,8 @@ def measure(run_id: str, tmp: Path, on_demand: bool, cold_numba: bool,
         wait_for_app(page)
         t0 = time.monotonic()
         sidebar_link(page, "Latent_Space").click()
+        page.get_by_role("heading", name="Latent space").first.wait_for(timeout=60_000)
+        out["page_switch_heading"] = time.monotonic() - t0  # no target: Streamlit's share
         out["umap_cached_switch"] = wait_points(page, key, n_points, t0, timeout, srv)
         wait_for_app(page)
         old = page.evaluate(_SIGNATURE_JS, key)

@@ -130,6 +130,6 @@ with right:
     fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=10, b=10),
                       legend=dict(orientation="h"),
                       xaxis=dict(type="category"))  # digit names "0".."9" are labels, not numbers
-    st.plotly_chart(fig, use_container_width=True)
+    st.plotly_chart(fig, width="stretch")
     st.caption("Normal: " + ", ".join(ds.classes[i] for i in sorted(normal_idx)) +
                f" · source: {ds.source}")

@@ -28,7 +28,7 @@ preset = c1.selectbox("Preset", list(ics.presets), index=list(ics.presets).index
 epochs = c2.number_input("Autoencoder epochs", min_value=1, max_value=1000, step=1,
                          value=int(ics.presets[preset]["pretrain_epochs"]))
 metric = c3.selectbox("Similarity", ["ssim", "mse"], help="SSIM as in the paper, or -MSE")
-start = c4.button("Train splitting autoencoder", type="primary", use_container_width=True)
+start = c4.button("Train splitting autoencoder", type="primary", width="stretch")
 overrides = {"pretrain_epochs": int(epochs), "similarity": metric}
 if start:
     job = job_manager().submit_split(cfg, preset, overrides)
@@ -67,7 +67,7 @@ if sp.atypical.sum() == 0:
     st.warning("ρ gives no atypical sample: ICS would train with closeness only.")
 label = "SSIM" if run.get("similarity", "ssim") == "ssim" else "−MSE"
 st.plotly_chart(histogram_with_threshold(sim, sp.threshold, groups=sp.atypical, xaxis=label),
-                use_container_width=True, key="split-hist")
+                width="stretch", key="split-hist")
 
 x = task.x_train
 if len(x) != len(sim):
@@ -93,4 +93,4 @@ idx = order[:n_pairs]
 recon = arr["recon_uint8"][idx]
 st.image(grid(np.concatenate([(x[idx].numpy() * 255).round().astype(np.uint8), recon]),
               ncols=n_pairs, scale=3),
-         caption="top: original · bottom: reconstruction", use_container_width=True)
+         caption="top: original · bottom: reconstruction", width="stretch")

@@ -74,7 +74,7 @@ for col, r in zip(cols, chosen):
         score = np.concatenate([arr["train_scores"][:n_tr], arr["test_scores"]])
         fig = latent_scatter(xy, group, score, color_by,
                              title=f"{r.get('method')} · {r.get('task_name')}")
-        ev = st.plotly_chart(fig, use_container_width=True, key=f"scatter-{r['id']}",
+        ev = st.plotly_chart(fig, width="stretch", key=f"scatter-{r['id']}",
                              on_select="rerun", selection_mode=("points", "box", "lasso"))
         pts = (ev or {}).get("selection", {}).get("points", []) if ev else []
         rows = sorted({int(fig.data[p["curve_number"]].customdata[p["point_index"]])

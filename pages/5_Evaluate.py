@@ -55,12 +55,12 @@ for r in [run] + [by_id[i] for i in compare if i in by_id]:
         curve_sets[short_name(r)] = c
 if curve_sets:
     c1, c2 = st.columns(2)
-    c1.plotly_chart(roc_figure(curve_sets), use_container_width=True, key="eval-roc")
-    c2.plotly_chart(pr_figure(curve_sets, base_rate=float(y.mean())), use_container_width=True,
+    c1.plotly_chart(roc_figure(curve_sets), width="stretch", key="eval-roc")
+    c2.plotly_chart(pr_figure(curve_sets, base_rate=float(y.mean())), width="stretch",
                     key="eval-pr")
 
 st.subheader("Scores")
-st.plotly_chart(score_histogram(scores, y, threshold, names=names), use_container_width=True,
+st.plotly_chart(score_histogram(scores, y, threshold, names=names), width="stretch",
                 key="eval-hist")
 if threshold is not None:
     where = ("the validation part (20 % of the test set); balanced accuracy is measured on the "
@@ -75,7 +75,7 @@ left, right = st.columns([2, 3])
 with left:
     st.subheader("Metrics")
     table = metrics_table(run, normal_class)
-    st.dataframe(table, hide_index=True, use_container_width=True, key="eval-metrics",
+    st.dataframe(table, hide_index=True, width="stretch", key="eval-metrics",
                  placeholder="–",
                  column_config={c: st.column_config.NumberColumn(format="%.1f")
                                 for c in table.columns if c != "metric"})
@@ -91,7 +91,7 @@ with right:
         st.caption("No one-class run with a single normal class for this dataset, method "
                    "and preset.")
     else:
-        st.dataframe(pc, hide_index=True, use_container_width=True, key="eval-per-class",
+        st.dataframe(pc, hide_index=True, width="stretch", key="eval-per-class",
                      placeholder="–",
                      column_config={c: st.column_config.NumberColumn(format="%.1f")
                                     for c in ("AUROC ours", "AUROC paper", "BACC ours",

@@ -51,7 +51,7 @@ with user_errors():
     res = heatmaps(run["id"], tuple(samples), head, layer, int(steps))
 img = explanation_grid(res)
 st.image(img, caption="image | Integrated Gradients | GradCAM" if res["cam"] is not None
-         else "image | Integrated Gradients", use_container_width=False)
+         else "image | Integrated Gradients", width="content")
 worst = float(res["completeness"].max())
 st.caption(f"Scores: {', '.join(f'{s:.3f}' for s in res['score'])} · IG completeness error "
            f"≤ {100 * worst:.1f} %")

@@ -19,7 +19,7 @@ if not runs:
     st.stop()
 
 st.caption(f"{len(runs)} run(s) in `{run_store().root}`, newest first.")
-st.dataframe(runs_table(runs), hide_index=True, use_container_width=True, key="runs-table",
+st.dataframe(runs_table(runs), hide_index=True, width="stretch", key="runs-table",
              placeholder="–", column_config={
                  "AUROC": st.column_config.NumberColumn(format="%.1f"),
                  "BACC": st.column_config.NumberColumn(format="%.1f"),
@@ -71,13 +71,13 @@ else:
         ra, rb = by_id[a_id], by_id[b_id]
         for col, r, tag in ((ca, ra, "a"), (cb, rb, "b")):
             col.plotly_chart(loss_figure(run_store().history(r["id"]), height=320),
-                             use_container_width=True, key=f"runs-loss-{tag}")
+                             width="stretch", key=f"runs-loss-{tag}")
         t1, t2 = st.columns([2, 3])
-        t1.dataframe(compare_table(ra, rb), hide_index=True, use_container_width=True,
+        t1.dataframe(compare_table(ra, rb), hide_index=True, width="stretch",
                      key="runs-compare")
         bars = {f"{tag} · {short_label(r)}": {lab: pct(metrics_of(r).get(k))
                                                for k, lab in METRICS.items()}
                 for tag, r in (("A", ra), ("B", rb))}
-        t2.plotly_chart(metrics_bar(bars, tuple(METRICS.values())), use_container_width=True,
+        t2.plotly_chart(metrics_bar(bars, tuple(METRICS.values())), width="stretch",
                         key="runs-bars")
 sidebar()

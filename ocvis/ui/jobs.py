@@ -42,7 +42,7 @@ def render_job(job, key: str) -> None:
     st.progress(float(job.progress.get("fraction", 0.0 if not job.done else 1.0)),
                 text=job.message or job.status)
     hist = list(job.history)
-    st.plotly_chart(loss_figure(hist), use_container_width=True, key=f"{key}-loss")
+    st.plotly_chart(loss_figure(hist), width="stretch", key=f"{key}-loss")
     if job.status in ("queued", "running"):
         if st.button("Cancel", key=f"{key}-cancel-{job.id}", type="secondary"):
             job_manager().cancel(job.id)
