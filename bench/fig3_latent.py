@@ -53,7 +53,7 @@ def find_or_train(store, task_cfg, method, preset):
         run_experiment(task_cfg, method, preset, store=store)["id"]
 
 
-def draw(xy, group, path, title):
+def draw(xy, group, path, title, ticks=False):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,8 +66,9 @@ def draw(xy, group, path, title):
                    alpha=0.35 if g == 3 else 0.8, label=f"{GROUP_NAMES[g]} ({sel.sum()})",
                    linewidths=0)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    if not ticks:  # UMAP's axes have no unit; PCA's are latent units (kept to compare spreads)
+        ax.set_xticks([])
+        ax.set_yticks([])
     ax.legend(loc="lower left", fontsize=7, markerscale=3)
     fig.tight_layout()
     fig.savefig(path)
@@ -80,6 +81,9 @@ def main() -> int:
     ap.add_argument("--normal", type=int, default=0)
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--methods", default="cls,ics")
+    ap.add_argument("--projection", default="umap", choices=["umap", "pca"],
+                    help="pca keeps the latent space's scale (UMAP rescales distances), so "
+                         "a collapsed latent shows as a small cloud")
     ap.add_argument("--no-timing", action="store_true",
                     help="reuse cached projections and skip the timings (redraw only)")
     args = ap.parse_args()
@@ -108,10 +112,13 @@ def main() -> int:
             if ics is not None:
                 arr["split_atypical"] = store.arrays(ics)["split_atypical"]
         _, group, _ = run_latents(arr)
-        png = out_dir / f"fig3_{args.dataset}_{args.normal}_{method}.png"
+        suffix = "" if args.projection == "umap" else f"_{args.projection}"
+        png = out_dir / f"fig3_{args.dataset}_{args.normal}_{method}{suffix}.png"
+        if args.projection != "umap":
+            xy = cached_projection(store, rid, args.projection, seed=0)
         auroc = 100 * meta["metrics"]["auroc"]
         draw(xy, group, png, f"{method.upper()} · {meta['task_name']} · AUROC {auroc:.1f} "
-                             f"({args.preset} preset, UMAP)")
+                             f"({args.preset} preset, {args.projection.upper()})", ticks=args.projection == "pca")
         if args.no_timing:
             continue
         m = load_run_method(store, rid)
