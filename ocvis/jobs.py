@@ -290,24 +290,57 @@ class JobManager:
         import torch
 
         torch.set_num_threads(self.torch_threads)
-        # $OCVIS_UMAP_WARMUP=0 turns the idle UMAP compilation off (the tests do)
-        umap_ready = not self._warm or os.environ.get("OCVIS_UMAP_WARMUP", "1") == "0"
+        # $OCVIS_UMAP_WARMUP=0 turns the idle work off (the tests do)
+        idle_work = self._warm and os.environ.get("OCVIS_UMAP_WARMUP", "1") != "0"
+        umap_ready = not idle_work
+        swept = not idle_work  # every stored run has its UMAP projection
+        tried: set[str] = set()
         while True:
             try:
-                job, fn = self._queue.get(timeout=None if umap_ready else IDLE_WARM_SECONDS)
+                job, fn = self._queue.get(
+                    timeout=None if umap_ready and swept else IDLE_WARM_SECONDS)
             except queue.Empty:  # idle: compile UMAP now rather than on the latent page
-                umap_ready = True
-                try:
-                    from ocvis.projection import warm_up_umap
+                if not umap_ready:
+                    umap_ready = True
+                    try:
+                        from ocvis.projection import warm_up_umap
 
-                    log.info("UMAP warmed up in %.1f s", warm_up_umap())
-                except Exception as exc:  # noqa: BLE001 - only an optimisation
-                    log.warning("UMAP warm-up failed: %s", exc)
+                        log.info("UMAP warmed up in %.1f s", warm_up_umap())
+                    except Exception as exc:  # noqa: BLE001 - only an optimisation
+                        log.warning("UMAP warm-up failed: %s", exc)
+                else:
+                    swept = not self._project_idle_run(tried)
                 continue
             try:
                 self._run(job, fn)
             finally:
                 self._queue.task_done()
+            swept = not idle_work
+
+    def _project_idle_run(self, tried: set[str]) -> bool:
+        """Compute the UMAP projection of the newest finished run that has none (runs made
+        by the CLI's ``bench --store`` or before a restart), so the Latent page opens at once;
+        one run per idle period, so a submitted job waits a few seconds at most. False when
+        there is nothing left to do."""
+        from ocvis.projection import cached_projection
+
+        for r in self.store.list():
+            rid = r["id"]
+            if rid in tried or r.get("status") != "done" or \
+                    r.get("kind", "experiment") != "experiment":
+                continue
+            tried.add(rid)
+            if any(self.store.path(rid).glob("proj-umap-*.npy")):
+                continue
+            try:
+                t0 = time.perf_counter()
+                cached_projection(self.store, rid, "umap", seed=int(r.get("seed", 0)))
+                log.info("UMAP of run %s computed while idle (%.1f s)", rid,
+                         time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001 - only an optimisation
+                log.warning("idle UMAP of run %s failed: %s", rid, exc)
+            return True
+        return False
 
     def _run(self, job: Job, fn) -> None:
         if job.cancel_requested or job.status == "cancelled":

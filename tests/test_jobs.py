@@ -100,3 +100,35 @@ def test_split_job(tmp_path):
     assert arr["atypical"].sum() == int(0.1 * n)
     assert arr["recon_uint8"].shape == (n, 1, 32, 32)
     assert jm.store.read(job.run_id)["kind"] == "split"
+
+
+def test_idle_worker_projects_runs_that_have_none(tmp_path, monkeypatch):
+    """Idle, the worker gives every finished run without one a UMAP projection (runs of
+    `bench --store` or older ones), newest first, once; failed runs are left alone."""
+    import ocvis.jobs
+    import ocvis.projection
+
+    monkeypatch.setenv("OCVIS_UMAP_WARMUP", "1")
+    monkeypatch.setattr(ocvis.jobs, "IDLE_WARM_SECONDS", 0.2)
+    monkeypatch.setattr(ocvis.jobs, "warm_up", lambda: None)
+    monkeypatch.setattr(ocvis.projection, "warm_up_umap", lambda seed=0: 0.0)
+    calls = []
+
+    def fake_projection(store, run_id, method="umap", seed=0):
+        calls.append((run_id, method, seed))
+        store.write_file(run_id, f"proj-{method}-x.npy", b"")
+
+    monkeypatch.setattr(ocvis.projection, "cached_projection", fake_projection)
+    store = RunStore(tmp_path)
+    ids = {}
+    for name, status in (("old", "done"), ("has", "done"), ("bad", "failed"), ("new", "done")):
+        ids[name] = store.create({"kind": "experiment", "method": name, "status": status,
+                                  "seed": 3})
+        time.sleep(0.01)
+    store.write_file(ids["has"], "proj-umap-abc.npy", b"")
+    JobManager(store, torch_threads=1, warm=True)
+    t0 = time.time()
+    while len(calls) < 2 and time.time() - t0 < 20:
+        time.sleep(0.05)
+    time.sleep(1.0)  # nothing more may come
+    assert calls == [(ids["new"], "umap", 3), (ids["old"], "umap", 3)]
