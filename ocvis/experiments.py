@@ -2,6 +2,7 @@
 benchmark tables built from many of them. Used by the CLI, the UI's jobs and ``bench/``."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -255,6 +256,35 @@ def _write_table(path: Path, rows: list[dict]) -> None:
     _atomic_write(path, buf.getvalue().encode())
 
 
+def _row_key(r: dict) -> tuple:
+    return (r["dataset"], r["method"], str(r["normal_class"]), str(r["seed"]), r["preset"])
+
+
+@contextlib.contextmanager
+def _table_lock(path: Path):
+    """Exclusive lock next to a table, so several ``bench`` processes can fill one table
+    (e.g. one per core, on different classes) without losing each other's rows."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one process per table
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _add_row(path: Path, row: dict) -> None:
+    """Merge ``row`` into the table on disk (re-read under the lock) and rewrite it."""
+    with _table_lock(path):
+        rows = [r for r in _read_rows(path) if _row_key(r) != _row_key(row)]
+        _write_table(path, rows + [row])
+
+
 def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int],
           preset: str, out: Path, n_train: int | None = 4000, overrides: dict | None = None,
           store=None) -> Path:
@@ -267,14 +297,12 @@ def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int]
     from ocvis.papers import paper_value
 
     ds = load_dataset(dataset)
-    rows = _read_rows(out)
-    done = {(r["dataset"], r["method"], str(r["normal_class"]), str(r["seed"]), r["preset"])
-            for r in rows}
     for seed in seeds:
         for c in classes:
             for meth in methods:
                 key = (dataset, meth, str(c), str(seed), preset)
-                if key in done:
+                # read again before each row: another process may have added it meanwhile
+                if key in {_row_key(r) for r in _read_rows(out)}:
                     continue
                 log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
                 t0 = time.perf_counter()
@@ -300,14 +328,10 @@ def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int]
                        "train_seconds": f"{meta['fit_seconds']:.1f}",
                        "pretrain_reused": int(meta.get("pretrain_reused", False)),
                        "device": meta["device"], "finished": time.strftime("%Y-%m-%d %H:%M")}
-                rows.append({k: str(v) for k, v in row.items()})
-                done.add(key)
-                _write_table(out, rows)
+                _add_row(out, {k: str(v) for k, v in row.items()})
                 print(f"{meth:8s} {dataset} class {c} seed {seed}: AUROC {row['auroc']} "
                       f"(paper {row['paper_auroc']}), BACC {row['bacc']} (paper "
                       f"{row['paper_bacc']}), {time.perf_counter() - t0:.0f} s", flush=True)
-    if rows:
-        _write_table(out, rows)
     return out
 
 

@@ -1,4 +1,5 @@
 """Run store and experiments: atomic files, listing, broken runs, CLI run."""
+import csv
 import json
 import subprocess
 import sys
@@ -124,3 +125,25 @@ def test_cli_run_and_bench(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown dataset" in bad.stderr
     del res
+
+
+def test_two_bench_processes_fill_one_table(tmp_path):
+    """Two `bench` runs on one table (different classes, at the same time) keep each other's
+    rows: each row is merged into the table as it is on disk when it finishes."""
+    import threading
+
+    from ocvis.experiments import _read_rows, bench
+
+    out = tmp_path / "shared.csv"
+    threads = [threading.Thread(target=bench, args=(["pca", "original"], "digits", [c], [0],
+                                                    "cpu", out)) for c in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = _read_rows(out)
+    assert sorted((r["method"], r["normal_class"]) for r in rows) == [
+        ("original", "0"), ("original", "1"), ("pca", "0"), ("pca", "1")]
+    means = [r for r in csv.DictReader(out.open()) if r["normal_class"] == "mean"]
+    assert {m["method"]: m["class_name"] for m in means} == {"pca": "2 rows",
+                                                              "original": "2 rows"}
