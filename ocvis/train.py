@@ -43,9 +43,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Move ``model`` to ``device``; on the CPU also to the channels-last memory format.
 
-    oneDNN's convolutions run about 17 % faster per training step of the paper autoencoder
-    in channels-last on these CPUs (``bench/NOTES.md``); the maths is the same, only the
-    layout of the weights in memory changes, and ``state_dict`` loading is unaffected.
+    In channels-last, oneDNN's convolutions make a training step of the paper autoencoder
+    1.17x (one thread) to 1.24x (two threads) faster on the development machine
+    (``bench/bench_memory_format.py``); the maths is the same, only the layout of the
+    weights in memory changes, and ``state_dict`` loading is unaffected.
     """
     model = model.to(device)
     if device.type == "cpu":
