@@ -17,7 +17,8 @@ Choices where the paper is silent (all configurable):
   stated: the ``paper`` preset trains 50 + 50 epochs, the ``cpu`` preset 8 + 8 with at
   least 50 steps per stage (``min_steps``: 25 + 25 epochs on the small digits set). The
   ``cpu`` preset is enough on Fashion-MNIST but undertrains MNIST: ICS on MNIST 4 gives
-  AUROC 90.2 with 8 + 8 and 96.5 with 50 + 50 epochs (paper 95.7; bench/NOTES.md).
+  AUROC 90.2 with 8 + 8 and 96.5 with 50 + 50 epochs (paper 95.7), CAE 80.3 and 91.0
+  (paper 92.7; bench/NOTES.md).
 * L_rec is the per-pixel mean squared error (``rec_reduction="mean"``, Keras' ``"mse"``:
   the text calls it "an ordinary mean squared error loss" and the model is Keras). Eq. 2 as
   printed sums over the pixels (``"sum"``), which makes L_rec ~1000x larger, so alpha = 1
