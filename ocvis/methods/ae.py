@@ -142,6 +142,15 @@ class _AEMethod(Method):
     def _steps_per_epoch(self, n: int) -> int:
         return len(list(batches(n, self.config.batch_size, torch.Generator(), shuffle=False)))
 
+    def _run_joint(self, step, n_steps: int, opt, weights: dict, hooks: Hooks) -> None:
+        """Stage 3: ``epochs`` (at least ``min_steps`` steps) of ``step``, weighted terms,
+        the paper's L2 on the conv kernels, history continued after stage 1."""
+        c = self.config
+        run_epochs(self.model_, step, stage="joint", epochs=self._epochs(c.epochs, n_steps),
+                   steps_per_epoch=n_steps, optimizer=opt, weights=weights, l2=c.l2,
+                   l2_params=conv_weights(self.model_), hooks=hooks, history=self.history,
+                   global_step=len(self.history))
+
     def _pretrain_key(self, x: torch.Tensor) -> str:
         c = self.config
         keys = {k: getattr(c, k) for k in ("latent_dim", "batch_size", "lr",
@@ -175,7 +184,7 @@ class _AEMethod(Method):
                 self.model_ = to_device(self._build(x.shape[1]), self.device_)
         t0 = time.perf_counter()
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
-        n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
+        n_steps = self._steps_per_epoch(len(x))
         state = {"idx": None}
 
         def step(i: int):
@@ -282,7 +291,7 @@ class _AEMethod(Method):
         g = self.joint_generator_
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         order = {"idx": None}
-        n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
+        n_steps = self._steps_per_epoch(len(x))
 
         def step(i: int):
             if i == 0:
@@ -294,11 +303,7 @@ class _AEMethod(Method):
                 terms["cls"] = L.closeness(z, L.partner_shift(len(z), g))  # eq. 3
             return terms
 
-        run_epochs(self.model_, step, stage="joint", epochs=self._epochs(c.epochs, n_steps),
-                   steps_per_epoch=n_steps,
-                   optimizer=opt, weights={"cls": alpha}, l2=c.l2,
-                   l2_params=conv_weights(self.model_), hooks=hooks, history=self.history,
-                   global_step=len(self.history))
+        self._run_joint(step, n_steps, opt, {"cls": alpha}, hooks)
 
 
 class CAE(_AEMethod):
@@ -348,7 +353,7 @@ class ICS(_AEMethod):
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         x_typ, x_aty = x[torch.from_numpy(typ)], x[torch.from_numpy(aty)]
         b_aty = min(c.batch_size, len(aty))
-        n_steps = len(list(batches(len(typ), c.batch_size, torch.Generator(), shuffle=False)))
+        n_steps = self._steps_per_epoch(len(typ))
         state = {"typ": None, "aty": [], "pos": 0}
 
         def next_atypical() -> torch.Tensor:
@@ -375,11 +380,8 @@ class ICS(_AEMethod):
                 "disp2": L.dispersion_typical_atypical(za, zt[perm]),              # eq. 4
             }
 
-        run_epochs(self.model_, step, stage="joint", epochs=self._epochs(c.epochs, n_steps),
-                   steps_per_epoch=n_steps,
-                   optimizer=opt, weights={"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2},
-                   l2=c.l2, l2_params=conv_weights(self.model_), hooks=hooks,
-                   history=self.history, global_step=len(self.history))
+        self._run_joint(step, n_steps, opt,
+                        {"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2}, hooks)
 
     def _mixed_joint(self, x, hooks):
         """Stage 3 with ordinary batches of the whole training set: each loss term uses the
@@ -388,7 +390,7 @@ class ICS(_AEMethod):
         g = self.joint_generator_
         opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         aty_mask = torch.from_numpy(np.array(self.split_.atypical))
-        n_steps = len(list(batches(len(x), c.batch_size, torch.Generator(), shuffle=False)))
+        n_steps = self._steps_per_epoch(len(x))
         state = {"idx": None}
         zero = torch.zeros((), device=self.device_)
 
@@ -412,8 +414,5 @@ class ICS(_AEMethod):
                 terms["disp2"] = zero
             return terms
 
-        run_epochs(self.model_, step, stage="joint", epochs=self._epochs(c.epochs, n_steps),
-                   steps_per_epoch=n_steps,
-                   optimizer=opt, weights={"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2},
-                   l2=c.l2, l2_params=conv_weights(self.model_), hooks=hooks,
-                   history=self.history, global_step=len(self.history))
+        self._run_joint(step, n_steps, opt,
+                        {"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2}, hooks)
