@@ -92,11 +92,14 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
 
     names = names or GROUP_NAMES
     fig = go.Figure()
-    rows = np.arange(len(xy))
+    # float32 / int32 halve the base64 payload the browser decodes (14,000 points: 420 ->
+    # 230 kB of JSON), which is most of a cached page switch besides drawing
+    xy = np.asarray(xy, np.float32)
+    rows = np.arange(len(xy), dtype=np.int32)
     if color_by == "score" and score is not None:
         fig.add_trace(go.Scattergl(
             x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=rows, name="samples",
-            marker=dict(size=4, color=-np.asarray(score), colorscale="Viridis",
+            marker=dict(size=4, color=-np.asarray(score, np.float32), colorscale="Viridis",
                         colorbar=dict(title="anomaly"), opacity=0.8),
             hovertemplate="row %{customdata}<br>anomaly %{marker.color:.3f}<extra></extra>"))
     else:
