@@ -237,15 +237,23 @@ class JobManager:
         return job
 
     def submit_projection(self, run_id: str, method: str = "umap", seed: int = 0) -> Job:
-        """Project a run's latents to 2-D (cached in the run directory)."""
+        """Project a run's latents to 2-D (cached in the run directory). A projection of the
+        same run and method that is already queued or running (e.g. the one queued right
+        after training) is returned instead of queueing the same work twice."""
         from ocvis.projection import cached_projection
+
+        params = {"run": run_id, "method": method}
+        with self._lock:
+            for j in self._jobs.values():
+                if j.kind == "projection" and j.params == params and \
+                        j.status in ("queued", "running") and not j.cancel_requested:
+                    return j
 
         def fn(job: Job, hooks: Hooks):
             hooks.on_status(f"{method.upper()} projection of the latents")
             return cached_projection(self.store, run_id, method, seed=seed).shape
 
-        return self.submit("projection", f"{method.upper()} of {run_id}", fn,
-                           {"run": run_id, "method": method})
+        return self.submit("projection", f"{method.upper()} of {run_id}", fn, params)
 
     # -- reading ------------------------------------------------------------------------
     def jobs(self) -> list[Job]:

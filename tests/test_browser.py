@@ -27,7 +27,10 @@ pytestmark = pytest.mark.skipif(
 DEMO_TIMEOUT = 240.0  # click -> "Demo finished"
 FIRST_POINT_TIMEOUT = 90.0
 GROWTH_WINDOW = 30.0
-SCATTER_TIMEOUT = 120.0  # Latent page opened -> scatter with points (UMAP job)
+# Latent page opened -> scatter with points. The test starts with an empty numba cache, so
+# the UMAP job compiles umap-learn's kernels (35-80 s idle; over 120 s was seen with two
+# other training processes on the 2 cores). Timing targets are measured in bench/.
+SCATTER_TIMEOUT = 240.0
 SELECT_TIMEOUT = 60.0  # mouse up -> the page reran with the selection
 EXPLAIN_TIMEOUT = 120.0  # Explain page opened -> IG / GradCAM grid
 MAX_SHOWN = 48  # the Latent page shows at most 48 selected samples

@@ -132,3 +132,30 @@ def test_idle_worker_projects_runs_that_have_none(tmp_path, monkeypatch):
         time.sleep(0.05)
     time.sleep(1.0)  # nothing more may come
     assert calls == [(ids["new"], "umap", 3), (ids["old"], "umap", 3)]
+
+
+def test_projection_already_queued_is_followed_not_repeated(tmp_path, monkeypatch):
+    """The Latent page asking for a projection that training already queued gets that job
+    (one computation, not two in a row); once it has ended a new request queues again."""
+    import ocvis.projection
+
+    calls = []
+    monkeypatch.setattr(ocvis.projection, "cached_projection",
+                        lambda store, run_id, method="umap", seed=0: calls.append(
+                            (run_id, method)) or (0, 2))
+    jm = _manager(tmp_path)
+    gate = threading.Event()
+    jm.submit("test", "busy", lambda job, hooks: gate.wait(10))
+    first = jm.submit_projection("r1", "umap")
+    assert jm.submit_projection("r1", "umap") is first
+    other_method = jm.submit_projection("r1", "tsne")
+    other_run = jm.submit_projection("r2", "umap")
+    assert len({first.id, other_method.id, other_run.id}) == 3
+    gate.set()
+    for j in (first, other_method, other_run):
+        jm.wait(j, 10)
+    assert calls == [("r1", "umap"), ("r1", "tsne"), ("r2", "umap")]
+    again = jm.submit_projection("r1", "umap")
+    assert again is not first
+    jm.wait(again, 10)
+    assert calls[-1] == ("r1", "umap") and len(calls) == 4
