@@ -137,12 +137,17 @@ def test_idle_worker_projects_runs_that_have_none(tmp_path, monkeypatch):
 def test_projection_already_queued_is_followed_not_repeated(tmp_path, monkeypatch):
     """The Latent page asking for a projection that training already queued gets that job
     (one computation, not two in a row); once it has ended a new request queues again."""
+    import numpy as np
+
     import ocvis.projection
 
     calls = []
-    monkeypatch.setattr(ocvis.projection, "cached_projection",
-                        lambda store, run_id, method="umap", seed=0: calls.append(
-                            (run_id, method)) or (0, 2))
+
+    def fake_projection(store, run_id, method="umap", seed=0):
+        calls.append((run_id, method))
+        return np.zeros((3, 2))
+
+    monkeypatch.setattr(ocvis.projection, "cached_projection", fake_projection)
     jm = _manager(tmp_path)
     gate = threading.Event()
     jm.submit("test", "busy", lambda job, hooks: gate.wait(10))
@@ -153,9 +158,9 @@ def test_projection_already_queued_is_followed_not_repeated(tmp_path, monkeypatc
     assert len({first.id, other_method.id, other_run.id}) == 3
     gate.set()
     for j in (first, other_method, other_run):
-        jm.wait(j, 10)
+        assert jm.wait(j, 10).status == "done", j.error
     assert calls == [("r1", "umap"), ("r1", "tsne"), ("r2", "umap")]
     again = jm.submit_projection("r1", "umap")
     assert again is not first
-    jm.wait(again, 10)
+    assert jm.wait(again, 10).result == (3, 2)
     assert calls[-1] == ("r1", "umap") and len(calls) == 4
