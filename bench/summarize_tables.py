@@ -61,8 +61,8 @@ def main(argv=None) -> int:
                     help="Markdown file (default bench/results/summary_<preset>.md)")
     args = ap.parse_args(argv)
     lines = [f"# Reproduction tables, `{args.preset}` preset",
-             "", f"Written by `python bench/summarize_tables.py --preset {args.preset}` "
-             "from the CSV files beside this one.", ""]
+             "", (f"Written by `python bench/summarize_tables.py --preset {args.preset}` "
+                  "from the CSV files beside this one."), ""]
     for ds in DATASETS:
         path = RESULTS / f"{ds}_{args.preset}.csv"
         if path.exists():
