@@ -69,3 +69,22 @@ def test_explain_page(run_id):
     at.run()
     assert not at.exception
     assert any("completeness" in c.value for c in at.caption)
+
+
+def test_score_colours_are_not_taken_by_outliers():
+    """Coloured by anomaly score, one far-out score must not flatten all other points into
+    one colour: the colour range is the 1st-99th percentile; the values stay exact."""
+    import numpy as np
+
+    from ocvis.ui.figures import latent_scatter
+
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=500)
+    score[7] = -1e4  # one huge anomaly
+    fig = latent_scatter(rng.normal(size=(500, 2)), np.zeros(500, int), score, "score")
+    m = fig.data[0].marker
+    anomaly = -score
+    assert m.cmax < 10 and m.cmin > -10
+    assert m.cmin == pytest.approx(np.percentile(anomaly, 1), rel=1e-5)
+    assert m.cmax == pytest.approx(np.percentile(anomaly, 99), rel=1e-5)
+    assert np.asarray(m.color)[7] == pytest.approx(1e4)

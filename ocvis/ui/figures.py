@@ -97,10 +97,16 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
     xy = np.asarray(xy, np.float32)
     rows = np.arange(len(xy), dtype=np.int32)
     if color_by == "score" and score is not None:
+        anomaly = -np.asarray(score, np.float32)
+        # a few far-out scores (OC-SVM decision values have a long tail) would otherwise
+        # take the whole colour range and paint every other point alike: map the 1st-99th
+        # percentile to the colours; the hover still shows each point's own value
+        lo, hi = np.nanpercentile(anomaly, [1, 99]) if np.isfinite(anomaly).any() else (0, 1)
         fig.add_trace(go.Scattergl(
             x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=rows, name="samples",
-            marker=dict(size=4, color=-np.asarray(score, np.float32), colorscale="Viridis",
-                        colorbar=dict(title="anomaly"), opacity=0.8),
+            marker=dict(size=4, color=anomaly, colorscale="Viridis", opacity=0.8,
+                        cmin=float(lo), cmax=float(max(hi, lo + 1e-12)),
+                        colorbar=dict(title="anomaly")),
             hovertemplate="row %{customdata}<br>anomaly %{marker.color:.3f}<extra></extra>"))
     else:
         # the many test abnormal points at the back, atypical (few) on top
