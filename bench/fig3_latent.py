@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from ocvis.experiments import load_run_method, run_experiment, task_of_run  # noqa: E402
+from ocvis.experiment import load_run_method, run_experiment, task_of_run  # noqa: E402
 from ocvis.projection import GROUP_NAMES, cached_projection, run_latents  # noqa: E402
 from ocvis.runs import RunStore  # noqa: E402
 

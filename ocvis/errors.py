@@ -15,3 +15,7 @@ class TrainingError(OcvisError, RuntimeError):
 
 class Cancelled(OcvisError):
     """A job was cancelled by the user between two steps."""
+
+
+class OcvisWarning(UserWarning):
+    """Something the user should know that does not stop the work."""

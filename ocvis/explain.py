@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ocvis.detectors import GDE, KDE, OCSVM, make_detector
+from ocvis.detectors import GDE, KDE, OCSVM
 from ocvis.errors import DataError
 
 MIN_CAM_SIZE = 8
@@ -93,30 +93,27 @@ def default_cam_layer(layers: list[tuple[str, nn.Module, int]]) -> str:
 
 
 class Explainer:
-    """IG and GradCAM of a fitted method's score, through KDE (``head="kde"``) or the
-    method's own detector (``head="own"``)."""
+    """IG and GradCAM of a fitted method's normality score through one of its
+    ``explain_heads`` (``"kde"``: a KDE on its features, the two-stage paper's choice;
+    ``"own"``: its own detector or network), from ``method.score_model(head)``."""
 
     def __init__(self, method, head: str = "kde") -> None:
-        feats = method.torch_features() if hasattr(method, "torch_features") else None
-        if feats is None:
-            raise DataError(f"{method.name} has no differentiable feature extractor to explain")
-        if head == "kde":
-            kde = make_detector("kde").fit(method.train_features_)
-            head_module = kde.module_
-        elif head == "own":
-            head_module = detector_module(method.detector_)
-        else:
-            raise DataError(f"unknown head {head!r}: 'kde' or 'own'")
+        heads = tuple(getattr(method, "explain_heads", ()))
+        if not heads:
+            raise DataError(f"{method.name} has no differentiable score to explain")
+        if head not in heads:
+            raise DataError(f"{method.name} cannot be explained through {head!r}; choose one "
+                            f"of {', '.join(heads)}")
         self.method = method
         self.head = head
-        self.model = ScoreModel(feats, head_module.to(torch.float64)).eval()
+        self.model = method.score_model(head).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.layers = method.cam_layers() if hasattr(method, "cam_layers") else []
+        self.layers = method.cam_layers()
 
     def _device(self) -> torch.device:
         try:
-            return next(self.model.features.parameters()).device
+            return next(self.model.parameters()).device
         except StopIteration:
             return torch.device("cpu")
 

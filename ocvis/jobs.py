@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ from ocvis.train import Hooks
 log = logging.getLogger(__name__)
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 HISTORY_FLUSH_SECONDS = 5.0
+_STOP = (None, None)
 IDLE_WARM_SECONDS = 20.0  # compile UMAP once the worker has been idle this long
 
 
@@ -48,7 +50,7 @@ def warm_up() -> None:
         import sklearn.svm  # noqa: F401
         import torch
 
-        import ocvis.experiments  # noqa: F401  (the Start button imports these)
+        import ocvis.experiment  # noqa: F401  (the Start button imports these)
         import ocvis.methods  # noqa: F401
         from ocvis.data import load_dataset
 
@@ -156,6 +158,14 @@ class JobHooks(Hooks):
         return self.job.cancel_requested
 
 
+_MANAGERS: "weakref.WeakSet[JobManager]" = weakref.WeakSet()
+
+
+def live_managers() -> list["JobManager"]:
+    """Every job manager of this process that has not been shut down (tests clean up)."""
+    return [m for m in list(_MANAGERS) if not m.closed]
+
+
 class JobManager:
     """FIFO of jobs run by one daemon worker thread."""
 
@@ -171,6 +181,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._warm = warm
+        self.closed = False
+        _MANAGERS.add(self)
         if warm:  # imports in their own thread: a job submitted meanwhile does not wait
             threading.Thread(target=warm_up, name="ocvis-warm-up", daemon=True).start()
             with self._lock:
@@ -181,6 +193,8 @@ class JobManager:
                params: dict | None = None, stages: tuple[str, ...] = ()) -> Job:
         """Queue ``fn(job, hooks)``; its return value becomes ``job.result``."""
         with self._lock:
+            if self.closed:
+                raise OcvisError("the job manager has been shut down; reload the page")
             job = Job(id=f"job-{next(self._ids)}", kind=kind, title=title,
                       params=dict(params or {}), stages=tuple(stages))
             self._jobs[job.id] = job
@@ -191,7 +205,7 @@ class JobManager:
     def submit_experiment(self, task_cfg: dict, method: str, preset: str = "cpu",
                           overrides: dict | None = None) -> Job:
         """Fit + evaluate + store a method (the Train page's Start button)."""
-        from ocvis.experiments import run_experiment
+        from ocvis.experiment import run_experiment
         from ocvis.methods import get_method
 
         cls = get_method(method)
@@ -218,7 +232,7 @@ class JobManager:
     def submit_split(self, task_cfg: dict, preset: str = "cpu",
                      overrides: dict | None = None) -> Job:
         """Train the splitting autoencoder and compute every sample's similarity."""
-        from ocvis.experiments import run_split
+        from ocvis.experiment import run_split
 
         run_id = self.store.create({"method": "split", "preset": preset, "kind": "split",
                                     "task": dict(task_cfg), "overrides": dict(overrides or {}),
@@ -281,6 +295,21 @@ class JobManager:
                 except OcvisError:
                     pass
 
+    def shutdown(self, timeout: float = 120.0) -> bool:
+        """Cancel every job, stop the worker and wait for it (up to ``timeout`` seconds).
+        True when the worker has ended."""
+        with self._lock:
+            self.closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            self.cancel(job.id)
+        self._queue.put(_STOP)
+        worker = self._worker
+        if worker is not None and worker.is_alive() and worker is not threading.current_thread():
+            worker.join(timeout)
+            return not worker.is_alive()
+        return True
+
     def wait(self, job: Job, timeout: float = 60.0) -> Job:
         """Block until ``job`` ends (tests, CLI)."""
         t0 = time.time()
@@ -290,6 +319,8 @@ class JobManager:
 
     # -- the worker -----------------------------------------------------------------------
     def _ensure_worker(self) -> None:
+        if self.closed:
+            return
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._loop, name="ocvis-jobs", daemon=True)
             self._worker.start()
@@ -308,6 +339,8 @@ class JobManager:
                 job, fn = self._queue.get(
                     timeout=None if umap_ready and swept else IDLE_WARM_SECONDS)
             except queue.Empty:  # idle: compile UMAP now rather than on the latent page
+                if self.closed:
+                    return
                 if not umap_ready:
                     umap_ready = True
                     try:
@@ -319,6 +352,9 @@ class JobManager:
                 else:
                     swept = not self._project_idle_run(tried)
                 continue
+            if job is None:  # shutdown
+                self._queue.task_done()
+                return
             try:
                 self._run(job, fn)
             finally:
@@ -351,6 +387,13 @@ class JobManager:
         return False
 
     def _run(self, job: Job, fn) -> None:
+        try:
+            self._run_job(job, fn)
+        finally:
+            if job.run_id:  # the lease the store took when the job's run was created
+                self.store.release(job.run_id)
+
+    def _run_job(self, job: Job, fn) -> None:
         if job.cancel_requested or job.status == "cancelled":
             job.status = "cancelled"
             job.finished = job.finished or time.time()

@@ -10,15 +10,16 @@ from pathlib import Path
 import pandas as pd
 
 CSV = Path(__file__).parent / "data" / "paper_results.csv"
-# our method names -> (paper, the paper's method label)
-PAPER_METHOD = {
-    "ics": ("ics_feature_learning", "ICS"),
-    "cae": ("ics_feature_learning", "CAE"),
-    "cls": ("ics_feature_learning", "CLS"),
-    "original": ("ics_feature_learning", "Original"),
-    "pca": ("ics_feature_learning", "PCA"),
-    "hog": ("ics_feature_learning", "HOG"),
-}
+
+
+def paper_method(method: str) -> tuple[str, str] | None:
+    """(paper key, the paper's method label) of a registered method, from its class."""
+    from ocvis.methods import METHODS
+
+    cls = METHODS.get(method)
+    if cls is None or not cls.paper_key or not cls.paper_label:
+        return None
+    return cls.paper_key, cls.paper_label
 
 
 @lru_cache(maxsize=1)
@@ -29,9 +30,10 @@ def table() -> pd.DataFrame:
 
 def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc") -> float | None:
     """The paper's value (percent) for our method name, or None if it reports none."""
-    if method not in PAPER_METHOD:
+    pm = paper_method(method)
+    if pm is None:
         return None
-    paper, label = PAPER_METHOD[method]
+    paper, label = pm
     df = table()
     m = df[(df.paper == paper) & (df.dataset == dataset) & (df.method == label)
            & (df.metric == metric) & (df.normal_class == str(normal_class))]
@@ -40,8 +42,9 @@ def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc") 
 
 def paper_rows(method: str | None = None, dataset: str | None = None) -> pd.DataFrame:
     df = table()
-    if method in PAPER_METHOD:
-        paper, label = PAPER_METHOD[method]
+    pm = paper_method(method) if method else None
+    if pm is not None:
+        paper, label = pm
         df = df[(df.paper == paper) & (df.method == label)]
     if dataset:
         df = df[df.dataset == dataset]

@@ -7,9 +7,13 @@
   ``arrays.npz``    per-sample scores, labels, latents, split similarity / mask
   ``model.pt``      the method's ``state_dict`` (tensors only: ``weights_only=True``)
 
-Status: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``. A run whose
-``run.json`` says ``running`` but whose process is gone is reported as ``interrupted``;
-a directory without a readable ``run.json`` is listed as ``broken``: neither hides the others.
+Status: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``. While a run is
+queued or running, the process that owns it holds its *lease*: a ``.lease`` file it touches
+every few seconds (:meth:`RunStore.hold`). A run that says ``queued`` / ``running`` but whose
+lease is older than ``LEASE_SECONDS`` (or missing) is reported as ``interrupted`` -- a
+process id alone is not proof of life, it may have been reused by another process. A
+directory without a readable ``run.json``, or one whose fields have the wrong types, is
+listed as ``broken``: neither hides the others.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,80 @@ from ocvis.errors import OcvisError
 log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted", "broken")
 FINAL = ("done", "failed", "cancelled", "interrupted", "broken")
+ACTIVE = ("queued", "running")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+HEARTBEAT_SECONDS = 5.0
+LEASE_SECONDS = 45.0   # a lease not touched for this long belongs to a dead process
+LEASE_FILE = ".lease"
+# field -> the types a readable run.json may hold there (anything else: the run is broken)
+_FIELD_TYPES = {"created": (int, float), "started": (int, float), "finished": (int, float),
+                "status": (str,), "method": (str,), "kind": (str,), "preset": (str,),
+                "task": (dict,), "metrics": (dict,), "config": (dict,), "overrides": (dict,),
+                "metrics_by_score": (dict,), "info": (dict,), "notes": (list,),
+                "fit_seconds": (int, float), "seed": (int,), "task_name": (str,)}
+
+
+class _Leases:
+    """The leases this process holds: one daemon thread touches every held ``.lease`` file
+    each ``HEARTBEAT_SECONDS`` (reference-counted, so nested holders share one lease)."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, int] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, path: Path) -> None:
+        with self._lock:
+            self._held[path] = self._held.get(path, 0) + 1
+            if self._held[path] == 1:
+                _touch(path)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._beat, name="ocvis-leases",
+                                                daemon=True)
+                self._thread.start()
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            n = self._held.get(path, 0) - 1
+            if n > 0:
+                self._held[path] = n
+                return
+            self._held.pop(path, None)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self._lock:
+                paths = list(self._held)
+            for p in paths:
+                if not p.parent.is_dir():  # the run was deleted
+                    with self._lock:
+                        self._held.pop(p, None)
+                    continue
+                _touch(p)
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.write_text(f"{os.getpid()} {time.time():.3f}\n")
+    except OSError as exc:
+        log.warning("could not renew the lease %s: %s", path, exc)
+
+
+_LEASES = _Leases()
+
+
+def lease_alive(run_dir: Path, now: float | None = None) -> bool:
+    """True when the run's lease was renewed within ``LEASE_SECONDS``."""
+    try:
+        age = (time.time() if now is None else now) - (run_dir / LEASE_FILE).stat().st_mtime
+    except OSError:
+        return False
+    return age < LEASE_SECONDS
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -88,6 +166,8 @@ class RunStore:
 
     # -- writing -----------------------------------------------------------------------
     def create(self, meta: dict[str, Any]) -> str:
+        """A new run directory. A run created ``queued`` (the default) or ``running`` is
+        held by this process (its lease) until :meth:`release`."""
         run_id = meta.get("id") or self.new_id(meta.get("method", "run"),
                                                meta.get("task_name", "task"))
         p = self.path(run_id)
@@ -95,16 +175,36 @@ class RunStore:
         meta = {"id": run_id, "status": "queued", "created": time.time(),
                 "pid": os.getpid(), **meta}
         meta["id"] = run_id
+        if meta["status"] in ACTIVE:
+            _LEASES.hold(p / LEASE_FILE)  # before run.json: never seen queued without one
         self._write_meta(run_id, meta)
         return run_id
+
+    def hold(self, run_id: str) -> None:
+        """Hold the run's lease while this process works on it (counted: every ``hold``
+        and the ``create`` of an active run needs one :meth:`release`)."""
+        _LEASES.hold(self.path(run_id) / LEASE_FILE)
+
+    def release(self, run_id: str) -> None:
+        """Give up one hold of the run's lease."""
+        _LEASES.release(self.path(run_id) / LEASE_FILE)
 
     def _write_meta(self, run_id: str, meta: dict) -> None:
         _atomic_write(self.path(run_id) / "run.json",
                       json.dumps(meta, indent=1, default=_json_default).encode())
 
     def update(self, run_id: str, **fields: Any) -> dict:
-        meta = self.read(run_id)
-        meta.pop("_broken", None)
+        """Merge ``fields`` into the stored run.json as it is on disk (no liveness or
+        validity verdicts are written back)."""
+        if not self.path(run_id).is_dir():
+            raise OcvisError(f"no run {run_id!r} in {self.root}")
+        try:
+            meta = json.loads((self.path(run_id) / "run.json").read_text())
+            if not isinstance(meta, dict):
+                meta = {}
+        except (OSError, ValueError):
+            meta = {}
+        meta["id"] = run_id
         meta.update(fields)
         if fields.get("status") == "running":
             meta["pid"] = os.getpid()
@@ -129,7 +229,8 @@ class RunStore:
         import torch
 
         buf = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buf)
+        torch.save({k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                    for k, v in state_dict.items()}, buf)
         _atomic_write(self.path(run_id) / "model.pt", buf.getvalue())
 
     def write_file(self, run_id: str, name: str, data: bytes) -> None:
@@ -150,8 +251,12 @@ class RunStore:
             return {"id": run_id, "status": "broken", "_broken": "run.json is missing"}
         except (ValueError, OSError) as exc:
             return {"id": run_id, "status": "broken", "_broken": f"unreadable run.json: {exc}"}
+        bad = _bad_fields(meta)
+        if bad:
+            return {"id": run_id, "status": "broken",
+                    "_broken": f"run.json has malformed field(s): {bad}"}
         meta["id"] = run_id
-        if meta.get("status") in ("running", "queued") and not _alive(meta.get("pid")):
+        if meta.get("status") in ACTIVE and not lease_alive(self.path(run_id)):
             meta["status"] = "interrupted"
             meta.setdefault("error", "the process that ran this job ended before it finished")
         return meta
@@ -197,7 +302,7 @@ class RunStore:
                 out.append(self.read(p.name))
             except Exception as exc:  # noqa: BLE001 - never let one run hide the others
                 out.append({"id": p.name, "status": "broken", "_broken": str(exc)})
-        out.sort(key=lambda m: (m.get("created") or 0, m["id"]), reverse=True)
+        out.sort(key=lambda m: (_created(m), m["id"]), reverse=True)
         return out
 
     def delete(self, run_id: str) -> None:
@@ -206,15 +311,20 @@ class RunStore:
             shutil.rmtree(p)
 
 
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _created(meta: dict) -> float:
+    v = meta.get("created")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
+def _bad_fields(meta: dict) -> str:
+    """The fields of a run.json whose values have the wrong type, as a readable list."""
+    bad = []
+    for k, types in _FIELD_TYPES.items():
+        v = meta.get(k)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, types):
+            bad.append(f"{k}={v!r:.40}")
+    if isinstance(meta.get("status"), str) and meta["status"] not in STATUSES:
+        bad.append(f"status={meta['status']!r:.40}")
+    return ", ".join(bad)

@@ -8,6 +8,7 @@ and the weights of the last finite step.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -65,7 +66,9 @@ def device_description(device: torch.device | None = None) -> str:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a CPU generator for shuffling."""
+    """Seed python, numpy and torch globally; return a CPU generator for shuffling.
+
+    For scripts only: methods use :func:`seeded`, which leaves the global state alone."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -74,8 +77,23 @@ def seed_everything(seed: int) -> torch.Generator:
     return g
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[torch.Generator]:
+    """Inside: torch's default generators (CPU and CUDA) seeded with ``seed``; outside:
+    restored as they were, so a fit neither depends on nor changes the caller's random
+    state. Yields a CPU generator (seed ``seed``) for shuffling."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        g = torch.Generator()
+        g.manual_seed(seed)
+        yield g
+
+
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.9,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam / SGD (with momentum) / RMSprop; ``weight_decay`` is the coupled L2 of each
+    optimiser (SGD's equals a loss term ``weight_decay / 2 * sum(w^2)``)."""
     name = name.lower()
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -84,6 +102,24 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.9,
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     raise TrainingError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+SCHEDULES = ("constant", "cosine", "multistep")
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int,
+                   milestones: Iterable[int] = (), gamma: float = 0.1):
+    """A learning-rate schedule stepped once per epoch (None for ``constant``).
+
+    ``cosine`` decays to 0 over ``epochs`` (the two-stage paper's schedule); ``multistep``
+    multiplies the rate by ``gamma`` at each epoch in ``milestones`` (Deep SVDD)."""
+    if name == "constant":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if name == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, sorted(milestones), gamma)
+    raise TrainingError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
 
 
 class Hooks:
@@ -137,11 +173,46 @@ class History:
         return cls(list(data))
 
 
+class SafeHooks(Hooks):
+    """Wraps hooks so that a hook that raises (a progress print on a closed pipe, a full
+    disk) is logged once per kind and training goes on; a failing ``should_stop`` means
+    "do not stop"."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self.inner = hooks.inner if isinstance(hooks, SafeHooks) else hooks
+        self._reported: set[str] = set()
+
+    def _call(self, what: str, *args, default=None):
+        try:
+            return getattr(self.inner, what)(*args)
+        except Exception as exc:  # noqa: BLE001 - a hook must never end training
+            if what not in self._reported:
+                self._reported.add(what)
+                log.warning("hook %s failed (training goes on): %s: %s", what,
+                            type(exc).__name__, exc)
+            return default
+
+    def on_stage(self, *a):
+        self._call("on_stage", *a)
+
+    def on_step(self, e):
+        self._call("on_step", e)
+
+    def on_epoch(self, e):
+        self._call("on_epoch", e)
+
+    def on_status(self, m):
+        self._call("on_status", m)
+
+    def should_stop(self):
+        return bool(self._call("should_stop", default=False))
+
+
 class MultiHooks(Hooks):
     """Fan events out to several hooks (e.g. a job and a test recorder)."""
 
     def __init__(self, hooks: Iterable[Hooks | None]):
-        self.hooks = [h for h in hooks if h is not None]
+        self.hooks = [SafeHooks(h) for h in hooks if h is not None]
 
     def on_stage(self, *a):
         for h in self.hooks:
@@ -179,14 +250,17 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
                *, stage: str, epochs: int, steps_per_epoch: int,
                optimizer: torch.optim.Optimizer, weights: Mapping[str, float] | None = None,
                l2: float = 0.0, l2_params=(), hooks: Hooks | None = None,
-               history: History | None = None, global_step: int = 0) -> int:
+               history: History | None = None, global_step: int = 0,
+               scheduler=None) -> int:
     """Run ``epochs`` x ``steps_per_epoch`` optimiser steps.
 
     ``step(i)`` computes the named loss terms of step ``i`` of the epoch; the total loss
     minimised is ``sum(weights[name] * term)`` (weight 1 by default) plus the L2 term
-    ``l2 * sum(w^2)`` over ``l2_params`` (logged as ``l2``). Returns the new global step.
+    ``l2 * sum(w^2)`` over ``l2_params`` (logged as ``l2``). ``scheduler`` (if any) is
+    stepped after every epoch and the learning rate is logged as ``lr``. Hooks that raise
+    are logged, never fatal. Returns the new global step.
     """
-    hooks = hooks or Hooks()
+    hooks = SafeHooks(hooks or Hooks())
     weights = dict(weights or {})
     l2_params = list(l2_params)
     hooks.on_stage(stage, epochs, steps_per_epoch)
@@ -220,9 +294,13 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
             rec = {"stage": stage, "epoch": epoch + 1, "epochs": epochs, "step": i + 1,
                    "steps": steps_per_epoch, "global_step": global_step, "losses": values,
                    "time": time.perf_counter() - t0}
+            if scheduler is not None:
+                rec["lr"] = float(optimizer.param_groups[0]["lr"])
             if history is not None:
                 history.append(rec)
             hooks.on_step(rec)
+        if scheduler is not None:
+            scheduler.step()
         hooks.on_epoch({"stage": stage, "epoch": epoch + 1, "epochs": epochs,
                         "losses": {k: v / steps_per_epoch for k, v in sums.items()},
                         "time": time.perf_counter() - t0})
@@ -231,9 +309,14 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
     return global_step
 
 
-@torch.no_grad()
 def predict(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
-            batch_size: int = 512) -> torch.Tensor:
-    """Apply ``fn`` to ``x`` in batches on ``device``; results gathered on the CPU."""
-    outs = [fn(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+            batch_size: int = 512, grad: bool = False) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` in batches on ``device``; results gathered on the CPU.
+
+    ``grad=True`` keeps autograd on, for scores that need input gradients (ODIN's input
+    perturbation); ``fn`` must then detach what it returns."""
+    outs = []
+    with torch.set_grad_enabled(grad):
+        for i in range(0, len(x), batch_size):
+            outs.append(fn(x[i:i + batch_size].to(device)).detach().cpu())
     return torch.cat(outs) if outs else torch.empty(0)

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ocvis.methods import get_method
+from ocvis.methods.split_ae import SplitAutoencoder
 from ocvis.split import split_from_similarity
 from ocvis.ui.common import current_task, sidebar, task_config, user_errors
 from ocvis.ui.figures import histogram_with_threshold
@@ -21,15 +21,16 @@ with user_errors():
     task, _ = current_task()
 st.markdown(f"Task: **{task.name}** — {len(task.x_train)} training images")
 
-ics = get_method("ics")
+splitter = SplitAutoencoder
 c1, c2, c3, c4 = st.columns(4)
-preset = c1.selectbox("Preset", list(ics.presets), index=list(ics.presets).index("cpu"),
+presets = list(splitter.presets)
+preset = c1.selectbox("Preset", presets, index=presets.index("cpu"),
                       help="cpu: minutes on 2 cores · paper: the full budget · tiny: a smoke test")
 epochs = c2.number_input("Autoencoder epochs", min_value=1, max_value=1000, step=1,
-                         value=int(ics.presets[preset]["pretrain_epochs"]))
+                         value=int(splitter.presets[preset]["epochs"]))
 metric = c3.selectbox("Similarity", ["ssim", "mse"], help="SSIM as in the paper, or -MSE")
 start = c4.button("Train splitting autoencoder", type="primary", width="stretch")
-overrides = {"pretrain_epochs": int(epochs), "similarity": metric}
+overrides = {"epochs": int(epochs), "similarity": metric}
 if start:
     job = job_manager().submit_split(cfg, preset, overrides)
     st.session_state["split_job"] = job.id

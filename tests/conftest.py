@@ -42,6 +42,18 @@ def _isolated_dirs(tmp_path_factory, monkeypatch, session_cache):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_jobs():
+    """After every test: cancel and join every job it started, so a failed or hurried test
+    cannot leave a job running into the next one (jobs change process-wide state such as
+    the warning filters and the torch threads)."""
+    yield
+    from ocvis.jobs import live_managers
+
+    stuck = [jm for jm in live_managers() if not jm.shutdown(timeout=300)]
+    assert not stuck, "a job worker did not stop within 300 s of being cancelled"
+
+
 @pytest.fixture
 def fresh_streamlit():
     """Empty Streamlit caches (and so a new job manager) before and after a page test."""

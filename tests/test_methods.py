@@ -1,4 +1,5 @@
 """Methods: a small end-to-end fit on digits beats a random score; persistence; errors."""
+import io
 import numpy as np
 import pytest
 import torch
@@ -50,7 +51,14 @@ def test_ics_end_to_end_beats_random(task):
 def test_state_dict_roundtrip(task):
     m = make_method("ics", "tiny", reuse_pretrain=False).fit(task)
     sd = m.state_dict()
-    assert all(isinstance(v, torch.Tensor) for v in sd.values())
+    # tensors, plus the networks' build arguments as plain values
+    assert all(isinstance(v, torch.Tensor) for k, v in sd.items() if k != "net.net_args")
+    assert sd["net.net_args"] == {"model": {"kind": "paper_ae", "in_channels": 1,
+                                            "latent_dim": 64}}
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    sd = torch.load(buf, weights_only=True)  # what the run store does
     m2 = make_method("ics", "tiny").load_state_dict(sd)
     np.testing.assert_allclose(m2.score_samples(task.x_test[:20]),
                                m.score_samples(task.x_test[:20]), rtol=1e-5, atol=1e-6)
@@ -127,4 +135,5 @@ def test_min_steps_raises_epochs_on_small_sets(task):
              for st in ("pretrain", "joint")}
     assert steps["pretrain"] >= 10 and steps["joint"] >= 10
     big = make_method("cae", "tiny", min_steps=10)
-    assert big._epochs(1, 63) == 1 and big._epochs(1, 2) == 5 and big._epochs(0, 2) == 0
+    assert big.epochs_for(1, 63) == 1 and big.epochs_for(1, 2) == 5 and \
+        big.epochs_for(0, 2) == 0

@@ -39,7 +39,7 @@ def stored_run(tmp_path_factory) -> str:
 
 
 def run_experiment_tiny(store: RunStore) -> dict:
-    from ocvis.experiments import run_experiment
+    from ocvis.experiment import run_experiment
 
     return run_experiment(dict(TASK), "ics", "tiny", {"reuse_pretrain": False}, store=store)
 

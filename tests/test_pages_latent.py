@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ocvis.experiments import run_experiment
+from ocvis.experiment import run_experiment
 from ocvis.runs import RunStore
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ocvis.errors import OcvisError, TrainingError
-from ocvis.experiments import run_experiment
+from ocvis.experiment import run_experiment
 from ocvis.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,7 @@ def test_broken_and_interrupted_runs_are_listed(tmp_path):
     (tmp_path / "half" / "run.json").write_text('{"method": "ics", "stat')
     (tmp_path / "empty").mkdir()
     dead = st.create({"method": "cae"})
+    st.release(dead)  # its process ended: nobody renews the lease
     meta = json.loads((tmp_path / dead / "run.json").read_text())
     meta.update(status="running", pid=2**22 + 12345)
     (tmp_path / dead / "run.json").write_text(json.dumps(meta))
@@ -132,7 +133,7 @@ def test_two_bench_processes_fill_one_table(tmp_path):
     rows: each row is merged into the table as it is on disk when it finishes."""
     import threading
 
-    from ocvis.experiments import _read_rows, bench
+    from ocvis.bench import read_rows as _read_rows, bench
 
     out = tmp_path / "shared.csv"
     threads = [threading.Thread(target=bench, args=(["pca", "original"], "digits", [c], [0],

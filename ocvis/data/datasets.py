@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from ocvis.config import cache_root, data_root
-from ocvis.errors import DataError
+from ocvis.errors import DataError, OcvisWarning
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # scikit-learn's digits carry no train / test split; this fixed, stratified one defines it.
 DIGITS_TEST_FRACTION = 0.3
 FOLDER_TEST_FRACTION = 0.3
-
-
-class OcvisWarning(UserWarning):
-    """Something the user should know that does not stop the work."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,29 +1,82 @@
 """Methods by name. Each is a :class:`~ocvis.methods.base.Method`; pages and benchmarks
-work for every entry without method-specific code."""
+work for every entry without method-specific code.
+
+A new method is one module plus one :func:`register` call. Modules named in
+``$OCVIS_METHOD_PLUGINS`` (comma-separated import paths) are imported when this package is,
+so methods outside ``ocvis`` (a lab's own, or a test's) reach the dashboard and the job
+worker process the same way.
+"""
 from __future__ import annotations
+
+import importlib
+import logging
+import os
 
 from ocvis.errors import DataError
 from ocvis.methods.ae import CAE, CLS, ICS
-from ocvis.methods.base import Method, config_fields, config_to_dict
+from ocvis.methods.base import (FeatureMethod, Method, config_fields, config_from_dict,
+                                config_to_dict)
 from ocvis.methods.shallow import HOG, PCA, Original
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (ICS, CAE, CLS, Original, PCA, HOG)}
+log = logging.getLogger(__name__)
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Add a method class to the registry (usable as a class decorator)."""
+    if not cls.name or cls.name in ("method", "split"):
+        raise ValueError(f"{cls.__name__} needs a unique name")
+    METHODS[cls.name] = cls
+    return cls
+
+
+for _cls in (ICS, CLS, CAE, Original, PCA, HOG):
+    register(_cls)
+
+
+def load_plugins(spec: str | None = None) -> list[str]:
+    """Import the modules named in ``spec`` (default ``$OCVIS_METHOD_PLUGINS``)."""
+    spec = os.environ.get("OCVIS_METHOD_PLUGINS", "") if spec is None else spec
+    loaded = []
+    for mod in (m.strip() for m in spec.split(",")):
+        if not mod:
+            continue
+        try:
+            importlib.import_module(mod)
+            loaded.append(mod)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break ocvis
+            log.warning("could not import method plugin %s: %s", mod, exc)
+    return loaded
+
+
+load_plugins()
 
 
 def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        load_plugins()  # a plugin named in the environment after the first import
     if name not in METHODS:
         raise DataError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS[name]
 
 
 def make_method(name: str, preset: str = "cpu", **overrides) -> Method:
-    """A method from its name, a preset and keyword overrides of its config."""
+    """A method from its name, a preset and keyword overrides of its config (unknown
+    settings are an error that names the known ones)."""
     cls = get_method(name)
-    presets = cls.presets
-    if preset not in presets:
+    if preset not in cls.presets:
         raise DataError(f"unknown preset {preset!r} for {name}; choose one of "
-                        f"{', '.join(presets)}")
-    return cls(cls.Config(**{**presets[preset], **overrides}))
+                        f"{', '.join(cls.presets)}")
+    return cls(config_from_dict(cls.Config, {**cls.presets[preset], **overrides},
+                                strict=True))
 
 
-__all__ = ["METHODS", "Method", "get_method", "make_method", "config_fields", "config_to_dict"]
+def table_order(name: str) -> tuple[int, str]:
+    """Sort key of a method name in benchmark tables (its class's ``table_order``)."""
+    cls = METHODS.get(name)
+    return (cls.table_order if cls is not None else 1000, name)
+
+
+__all__ = ["METHODS", "Method", "FeatureMethod", "get_method", "make_method", "register",
+           "load_plugins", "table_order", "config_fields", "config_to_dict",
+           "config_from_dict"]

@@ -34,16 +34,15 @@ Choices where the paper is silent (all configurable):
   Measured (4,000 images, cpu preset, AUROC, ``bench/compare_configs.py``): Fashion-MNIST
   T-shirt mixed 92.4 vs paired 87.0 (paper 93.0), MNIST 3 mixed 93.2 vs paired 94.1 (paper
   96.5); mixed is also half the cost per epoch.
-* The stage-1 autoencoder is cached on disk by a hash of the training images and the stage-1
-  settings (``reuse_pretrain``), so the Split page, ``cae``, ``cls`` and ``ics`` with equal
-  settings train it once; the stored stage-1 history and time come along.
+* Stages 1 and 2 are the :class:`~ocvis.methods.split_ae.SplitAutoencoder` component,
+  cached on disk by a hash of the training images, the stage-1 settings and the code version
+  (``reuse_pretrain``), so the Split page, ``cae``, ``cls`` and ``ics`` with equal settings
+  train it once; the stored stage-1 history and time come along. Stage 3 continues training
+  the same network.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -51,42 +50,33 @@ import numpy as np
 import torch
 
 from ocvis import losses as L
-from ocvis.config import cache_root
-from ocvis.data.datasets import OcvisWarning
-from ocvis.errors import DataError
-from ocvis.methods.base import DetectorConfig, Method, option
+from ocvis.errors import DataError, OcvisWarning
+from ocvis.methods.base import DetectorConfig, FeatureMethod, option
+from ocvis.methods.deep import DeepConfig, DeepMethod
+from ocvis.methods.split_ae import (BATCH_SIZE, L2_WEIGHT, LATENT_DIM, RHO, SplitAutoencoder,
+                                    stage1_config)
 from ocvis.nets import PaperAutoencoder
 from ocvis.nets.paper_ae import conv_weights
-from ocvis.split import SplitResult, split
-from ocvis.train import (Hooks, batches, make_optimizer, predict, resolve_device,
-                         run_epochs, seed_everything, to_device)
+from ocvis.split import SplitResult
+from ocvis.train import Hooks
 
 log = logging.getLogger(__name__)
 PAPER = "Schlachter et al. 2019, One-Class Feature Learning Using Intra-Class Splitting"
-LATENT_DIM = 64        # Sec. 4.1.2
-BATCH_SIZE = 64        # Sec. 4.1.2
-L2_WEIGHT = 1e-6       # Sec. 4.1.2, every conv layer
+PAPER_KEY = "ics_feature_learning"
 ALPHA = 1.0            # Sec. 4.1.2
 BETA = 1e-5            # Sec. 4.1.2, beta1 = beta2
-RHO = 10.0             # Sec. 4.1.2, % atypical
 
 
 @dataclass
-class AEConfig(DetectorConfig):
+class AEConfig(DetectorConfig, DeepConfig):
     latent_dim: int = option(LATENT_DIM, "latent units (paper: 64)", min=2, max=1024)
     pretrain_epochs: int = option(50, "stage 1 epochs: reconstruction only", min=1, max=1000)
     epochs: int = option(50, "stage 3 epochs: the method's joint loss", min=0, max=1000)
     batch_size: int = option(BATCH_SIZE, "mini-batch size B (paper: 64)", min=2, max=4096)
-    lr: float = option(1e-3, "learning rate", min=1e-6, max=1.0, log=True)
-    optimizer: str = option("adam", "optimiser", choices=("adam", "sgd", "rmsprop"))
     l2: float = option(L2_WEIGHT, "L2 weight on conv kernels (paper: 1e-6)", min=0.0, max=1.0)
     rec_reduction: str = option("mean", "L_rec over pixels: mean (Keras mse) or sum (eq. 2)",
                                 choices=("sum", "mean"))
-    device: str = option("auto", "cuda > mps > cpu when auto",
-                         choices=("auto", "cpu", "cuda", "mps"))
     reuse_pretrain: bool = option(True, "reuse a cached stage-1 autoencoder with equal settings")
-    min_steps: int = option(0, "at least this many optimiser steps per stage (more epochs "
-                               "on small datasets such as the 8x8 digits)", min=0, max=100000)
 
 
 @dataclass
@@ -117,159 +107,91 @@ AE_PRESETS = {
 }
 
 
-def _digest(x: torch.Tensor) -> str:
-    return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()
-
-
-class _AEMethod(Method):
-    """Shared machinery: the autoencoder, stage 1 (cached), embedding by the encoder."""
+class _AEMethod(DeepMethod, FeatureMethod):
+    """Shared machinery: stages 1-2 by the split component, embedding by the encoder."""
 
     paper = PAPER
+    paper_key = PAPER_KEY
     Config = AEConfig
     presets = AE_PRESETS
-    deep = True
     stages = ("pretrain", "joint")
+    net_factories = {"paper_ae": PaperAutoencoder}
 
-    def _build(self, channels: int) -> PaperAutoencoder:
-        return PaperAutoencoder(in_channels=channels, latent_dim=self.config.latent_dim)
-
-    # -- stage 1 -----------------------------------------------------------------------
-    def _epochs(self, epochs: int, steps_per_epoch: int) -> int:
-        """``epochs``, raised so that a stage takes at least ``min_steps`` steps."""
-        need = -(-self.config.min_steps // max(1, steps_per_epoch))
-        return max(epochs, need) if epochs > 0 else 0
-
-    def _steps_per_epoch(self, n: int) -> int:
-        return len(list(batches(n, self.config.batch_size, torch.Generator(), shuffle=False)))
-
-    def _run_joint(self, step, n_steps: int, opt, weights: dict, hooks: Hooks) -> None:
-        """Stage 3: ``epochs`` (at least ``min_steps`` steps) of ``step``, weighted terms,
-        the paper's L2 on the conv kernels, history continued after stage 1."""
-        c = self.config
-        run_epochs(self.model_, step, stage="joint", epochs=self._epochs(c.epochs, n_steps),
-                   steps_per_epoch=n_steps, optimizer=opt, weights=weights, l2=c.l2,
-                   l2_params=conv_weights(self.model_), hooks=hooks, history=self.history,
-                   global_step=len(self.history))
-
-    def _pretrain_key(self, x: torch.Tensor) -> str:
-        c = self.config
-        keys = {k: getattr(c, k) for k in ("latent_dim", "batch_size", "lr",
-                                           "optimizer", "l2", "rec_reduction", "seed")}
-        keys["pretrain_epochs"] = self._epochs(c.pretrain_epochs, self._steps_per_epoch(len(x)))
-        keys.update(data=_digest(x), torch=torch.__version__.split("+")[0], v=1)
-        return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:20]
-
-    def pretrain(self, x: torch.Tensor, hooks: Hooks | None = None) -> None:
-        """Stage 1: the autoencoder on all normal training data, reconstruction only."""
-        hooks = hooks or Hooks()
-        c = self.config
-        self.device_ = resolve_device(c.device)
-        path = cache_root() / "pretrain" / f"{self._pretrain_key(x)}.pt"
-        g = seed_everything(c.seed)
-        self.model_ = to_device(self._build(x.shape[1]), self.device_)
-        if c.reuse_pretrain and path.exists():
-            try:
-                blob = torch.load(path, map_location=self.device_, weights_only=True)
-                self.model_.load_state_dict(blob["state"])
-                for rec in blob["history"]:
-                    self.history.append(rec)
-                self.pretrain_seconds_ = float(blob["seconds"])
-                self.pretrain_reused_ = True
-                hooks.on_status("reused a cached stage-1 autoencoder")
-                for rec in blob["history"]:  # replay so live curves show stage 1 too
-                    hooks.on_step(rec)
-                return
-            except Exception as exc:  # noqa: BLE001 - a bad cache entry is retrained
-                log.warning("ignoring unreadable pretrain cache %s: %s", path, exc)
-                self.model_ = to_device(self._build(x.shape[1]), self.device_)
-        t0 = time.perf_counter()
-        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
-        n_steps = self._steps_per_epoch(len(x))
-        state = {"idx": None}
-
-        def step(i: int):
-            if i == 0:
-                state["idx"] = list(batches(len(x), c.batch_size, g))
-            xb = x[state["idx"][i]].to(self.device_, non_blocking=True)
-            _, xh = self.model_(xb)
-            return {"rec": L.reconstruction(xb, xh, c.rec_reduction)}
-
-        run_epochs(self.model_, step, stage="pretrain",
-                   epochs=self._epochs(c.pretrain_epochs, n_steps),
-                   steps_per_epoch=n_steps, optimizer=opt, l2=c.l2,
-                   l2_params=conv_weights(self.model_), hooks=hooks, history=self.history)
-        self.pretrain_seconds_ = time.perf_counter() - t0
-        self.pretrain_reused_ = False
-        if c.reuse_pretrain:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save({"state": {k: v.cpu() for k, v in self.model_.state_dict().items()},
-                            "history": self.history.to_json(),
-                            "seconds": self.pretrain_seconds_}, tmp)
-                tmp.replace(path)
-            except OSError as exc:
-                log.warning("could not cache the stage-1 autoencoder: %s", exc)
-
-    def reconstruct(self, x) -> torch.Tensor:
-        from ocvis.methods.base import as_images
-
-        self.model_.eval()
-        return predict(lambda b: self.model_(b)[1], as_images(x), self.device_)
-
-    def compute_split(self, x: torch.Tensor, hooks: Hooks | None = None) -> SplitResult:
-        """Stage 2: similarity of each image to its stage-1 reconstruction -> typical /
-        atypical (ICS trains on it; CAE and CLS keep it for display only, as the paper's
-        Fig. 3 colours the CLS latents by it)."""
-        (hooks or Hooks()).on_status(f"splitting by {self.similarity.upper()}")
-        x_hat = self.reconstruct(x)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # reported where it matters
-            return split(x, x_hat, rho=self.rho, metric=self.similarity)
+    @property
+    def model_(self) -> PaperAutoencoder:
+        self._check_model()
+        return self.nets["model"]
 
     @property
     def rho(self) -> float:
         return float(getattr(self.config, "rho", RHO))
 
-    @property
-    def similarity(self) -> str:
-        return str(getattr(self.config, "similarity", "ssim"))
-
-    # -- stage 3 -----------------------------------------------------------------------
-    def _joint(self, x: torch.Tensor, hooks: Hooks) -> None:
-        raise NotImplementedError
-
-    def _fit(self, x: torch.Tensor, hooks: Hooks) -> None:
+    def _fit_features(self, x: torch.Tensor, hooks: Hooks) -> None:
         if len(x) < 2:
             raise DataError("at least two training images are needed")
-        self.pretrain(x, hooks)
-        self.split_ = self.compute_split(x, hooks)
+        stage1 = SplitAutoencoder(stage1_config(self.config))
+        stage1.history = self.history          # one curve: stage 1 then stage 3
+        stage1.pretrain(x, hooks)
+        self.pretrain_seconds_ = stage1.pretrain_seconds_
+        self.pretrain_reused_ = stage1.pretrain_reused_
+        # stage 3 goes on training the same network (saved with its build arguments)
+        self.nets_ = {"model": stage1.model_}
+        self.net_args_ = dict(stage1.net_args_)
+        # ICS trains on the split; CAE and CLS keep it for display only, as the paper's
+        # Fig. 3 colours the CLS latents by it
+        self.split_ = stage1.compute_split(x, hooks)
         self.joint_generator_ = torch.Generator().manual_seed(self.config.seed + 1)
         if self.config.epochs > 0:
             self._joint(x, hooks)
         self.model_.eval()
 
+    def _joint(self, x: torch.Tensor, hooks: Hooks) -> None:
+        raise NotImplementedError
+
+    def _run_joint(self, step, n_steps: int, weights: dict, hooks: Hooks) -> None:
+        """Stage 3: ``epochs`` (at least ``min_steps`` steps) of ``step``, weighted terms,
+        the paper's L2 on the conv kernels, history continued after stage 1."""
+        c = self.config
+        self.train_stage(self.model_, step, stage="joint", epochs=c.epochs,
+                         steps_per_epoch=n_steps, hooks=hooks, weights=weights, l2=c.l2,
+                         l2_params=conv_weights(self.model_))
+
     def _embed(self, x: torch.Tensor) -> np.ndarray:
-        self._check_model()
-        self.model_.eval()
-        return predict(self.model_.encoder, x, self.device_).numpy().astype(np.float64)
+        return self.predict(self.model_.encoder, x).numpy().astype(np.float64)
+
+    def reconstruct(self, x) -> torch.Tensor:
+        from ocvis.methods.base import as_images
+
+        return self.predict(lambda b: self.model_(b)[1], as_images(x))
 
     def torch_features(self) -> torch.nn.Module:
         """The encoder (eval mode): differentiable features for explanations."""
-        self._check_model()
         return self.model_.encoder.eval()
 
     def cam_layers(self) -> list[tuple[str, torch.nn.Module, int]]:
         """Encoder convolutions with their output size (for GradCAM)."""
-        self._check_model()
         return self.model_.encoder.conv_layers()
 
     def _check_model(self) -> None:
-        if not hasattr(self, "model_"):
+        if "model" not in self.nets:
             raise DataError(f"{self.name} is not fitted yet: call fit first")
 
+    def fit_info(self) -> dict:
+        info = super().fit_info()
+        info.update(pretrain_reused=bool(getattr(self, "pretrain_reused_", False)),
+                    pretrain_seconds=float(getattr(self, "pretrain_seconds_", 0.0)))
+        return info
+
+    def fit_arrays(self) -> dict[str, np.ndarray]:
+        sp: SplitResult | None = getattr(self, "split_", None)
+        if sp is None:
+            return {}
+        return {"split_similarity": sp.similarity, "split_atypical": sp.atypical}
+
+    # -- persistence --------------------------------------------------------------------
     def _net_state(self):
-        return {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
+        sd = self.nets_state()
+        return {k[4:] if k.startswith("net.") else k: v for k, v in sd.items()}
 
     def state_dict(self):
         sd = super().state_dict()
@@ -278,32 +200,38 @@ class _AEMethod(Method):
         return sd
 
     def _load_net_state(self, sd):
-        channels = int(sd["decoder.conv12.weight"].shape[0]) if "decoder.conv12.weight" in sd \
-            else int(next(v for k, v in sd.items() if k.endswith("weight") and v.ndim == 4).shape[1])
-        self.device_ = resolve_device(self.config.device)
-        self.model_ = to_device(self._build(channels), self.device_)
-        self.model_.load_state_dict(sd)
-        self.model_.eval()
+        if "net_args" in sd:  # saved with its build arguments
+            self.load_nets_state({("net." + k if k != "net_args" else k): v
+                                  for k, v in sd.items()})
+            return
+        # runs stored before build arguments were saved: the channels from the weights
+        w = sd.get("decoder.conv12.weight")
+        channels = int(w.shape[0]) if w is not None else \
+            int(next(v for k, v in sd.items() if k.endswith("weight") and v.ndim == 4).shape[1])
+        model = self.build("model", "paper_ae", in_channels=channels,
+                           latent_dim=int(self.config.latent_dim))
+        model.load_state_dict(sd)
+        model.eval()
 
     def _plain_joint(self, x: torch.Tensor, hooks: Hooks, alpha: float) -> None:
         """Stage 3 on all data: L_rec (+ alpha L_cls when alpha > 0)."""
         c = self.config
         g = self.joint_generator_
-        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
-        order = {"idx": None}
-        n_steps = self._steps_per_epoch(len(x))
+        index = self._joint_batches(len(x))
 
         def step(i: int):
-            if i == 0:
-                order["idx"] = list(batches(len(x), c.batch_size, g))
-            xb = x[order["idx"][i]].to(self.device_, non_blocking=True)
+            xb = x[index(i)].to(self.device_, non_blocking=True)
             z, xh = self.model_(xb)
-            terms = {"rec": L.reconstruction(xb, xh, c.rec_reduction)}
+            terms = {"rec": L.reconstruction(xb, xh, c.rec_reduction)}             # eq. 2
             if alpha > 0:
-                terms["cls"] = L.closeness(z, L.partner_shift(len(z), g))  # eq. 3
+                terms["cls"] = L.closeness(z, L.partner_shift(len(z), g))          # eq. 3
             return terms
 
-        self._run_joint(step, n_steps, opt, {"cls": alpha}, hooks)
+        self._run_joint(step, self.steps_per_epoch(len(x)), {"cls": alpha}, hooks)
+
+    def _joint_batches(self, n: int):
+        """Stage-3 batches from the stage's own generator (seed + 1)."""
+        return self.epoch_batches(n, generator=self.joint_generator_)
 
 
 class CAE(_AEMethod):
@@ -311,6 +239,8 @@ class CAE(_AEMethod):
 
     name = "cae"
     title = "CAE: autoencoder features + OC-SVM"
+    paper_label = "CAE"
+    table_order = 2
 
     def _joint(self, x, hooks):
         self._plain_joint(x, hooks, alpha=0.0)
@@ -321,6 +251,8 @@ class CLS(_AEMethod):
 
     name = "cls"
     title = "CLS: autoencoder + closeness loss + OC-SVM"
+    paper_label = "CLS"
+    table_order = 1
     Config = CLSConfig
 
     def _joint(self, x, hooks):
@@ -332,6 +264,8 @@ class ICS(_AEMethod):
 
     name = "ics"
     title = "ICS: intra-class splitting feature learning + OC-SVM"
+    paper_label = "ICS"
+    table_order = 0
     Config = ICSConfig
 
     def _joint(self, x, hooks):
@@ -350,11 +284,10 @@ class ICS(_AEMethod):
             self._mixed_joint(x, hooks)
             return
         g = self.joint_generator_
-        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         x_typ, x_aty = x[torch.from_numpy(typ)], x[torch.from_numpy(aty)]
         b_aty = min(c.batch_size, len(aty))
-        n_steps = self._steps_per_epoch(len(typ))
-        state = {"typ": None, "aty": [], "pos": 0}
+        index = self._joint_batches(len(typ))
+        state = {"aty": [], "pos": 0}
 
         def next_atypical() -> torch.Tensor:
             if state["pos"] + b_aty > len(state["aty"]):
@@ -365,9 +298,7 @@ class ICS(_AEMethod):
             return idx
 
         def step(i: int):
-            if i == 0:
-                state["typ"] = list(batches(len(typ), c.batch_size, g))
-            xt = x_typ[state["typ"][i]]
+            xt = x_typ[index(i)]
             xa = x_aty[next_atypical()]
             xb = torch.cat([xt, xa]).to(self.device_, non_blocking=True)
             z, xh = self.model_(xb)
@@ -380,7 +311,7 @@ class ICS(_AEMethod):
                 "disp2": L.dispersion_typical_atypical(za, zt[perm]),              # eq. 4
             }
 
-        self._run_joint(step, n_steps, opt,
+        self._run_joint(step, self.steps_per_epoch(len(typ)),
                         {"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2}, hooks)
 
     def _mixed_joint(self, x, hooks):
@@ -388,16 +319,12 @@ class ICS(_AEMethod):
         typical / atypical members of the batch (a term is 0 when its subset has < 2)."""
         c = self.config
         g = self.joint_generator_
-        opt = make_optimizer(c.optimizer, self.model_.parameters(), c.lr)
         aty_mask = torch.from_numpy(np.array(self.split_.atypical))
-        n_steps = self._steps_per_epoch(len(x))
-        state = {"idx": None}
+        index = self._joint_batches(len(x))
         zero = torch.zeros((), device=self.device_)
 
         def step(i: int):
-            if i == 0:
-                state["idx"] = list(batches(len(x), c.batch_size, g))
-            idx = state["idx"][i]
+            idx = index(i)
             xb = x[idx].to(self.device_, non_blocking=True)
             a = aty_mask[idx].to(self.device_)
             z, xh = self.model_(xb)
@@ -414,5 +341,5 @@ class ICS(_AEMethod):
                 terms["disp2"] = zero
             return terms
 
-        self._run_joint(step, n_steps, opt,
+        self._run_joint(step, self.steps_per_epoch(len(x)),
                         {"cls": c.alpha, "disp1": c.beta1, "disp2": c.beta2}, hooks)

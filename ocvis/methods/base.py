@@ -1,15 +1,35 @@
-"""The ``Method`` interface every method and baseline implements.
+"""The ``Method`` interface every method and baseline implements, and its config helpers.
 
-``fit(task, hooks=None) -> self``, ``score_samples(x) -> np.ndarray`` (higher = more normal,
-as in scikit-learn), ``embed(x) -> np.ndarray``, ``config`` (a JSON-able dataclass) and
-``history`` (per-step named losses). ``state_dict()`` holds only tensors, so a run restores
-with ``torch.load(..., weights_only=True)``: networks as their ``state_dict``, and the
-detector re-fitted on the stored training features (deterministic).
+A method is ``fit(task, hooks=None) -> self`` on the normal training images (labels never
+reach it), then
+
+* ``scores(x) -> {name: normality}``: every score the method computes, the primary one first
+  (higher = more normal, as in scikit-learn; anomaly score = ``-score``). A features +
+  detector method has one per detector it offers, an end-to-end classifier its own output,
+  CLAD its ODIN and maximum-softmax scores, E3Outlier its PL / MP / NE scores;
+* ``score_samples(x)``: the primary score alone;
+* ``embed(x)``: the representation the Latent page projects;
+* ``sample_columns(x) -> {name: per-sample array}``: extra per-sample values a page may
+  show or colour by (pseudo-labels, a predicted operation, ...);
+* ``fit_info()`` (JSON) and ``fit_arrays()`` (arrays) of the fit itself: detector
+  convergence, a split of the training data, a collapse check, ...;
+* ``score_model(head)`` / ``explain_heads`` / ``cam_layers()``: a differentiable
+  ``x -> normality`` for Integrated Gradients and GradCAM;
+* ``config`` (a JSON-able dataclass), ``history`` (per-step named losses),
+  ``state_dict()`` / ``load_state_dict()`` (tensors and plain values only, so a run restores
+  with ``torch.load(..., weights_only=True)``).
+
+The run store, Evaluate, Latent and Explain read only this interface, so a method is one
+module plus a registry entry. :class:`FeatureMethod` is the features + shallow detector
+family (the ICS feature-learning paper and the two-stage paper's second stage).
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
@@ -17,62 +37,151 @@ import numpy as np
 import torch
 
 from ocvis.detectors import Detector, make_detector
-from ocvis.errors import DataError
-from ocvis.train import History, Hooks
+from ocvis.errors import DataError, OcvisWarning
+from ocvis.train import History, Hooks, SafeHooks
+
+log = logging.getLogger(__name__)
+CONFIG_VERSION = 2  # 1: before the Method refactor (no version stored); 2: DeepConfig
 
 
 def option(default, help: str = "", choices=None, min=None, max=None, log: bool = False):
     """A config field with what a generated form needs to know."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "log": log}
+    if isinstance(default, (list, tuple)):
+        value = tuple(default)
+        return field(default_factory=lambda: value, metadata=meta)
     return field(default=default, metadata=meta)
 
 
 @dataclass
-class DetectorConfig:
-    """What every feature-based method shares: the detector on top of the features."""
+class BaseConfig:
+    """What every method's config has."""
+
+    seed: int = option(0, "random seed (weights, shuffling, detector)", min=0)
+
+
+@dataclass
+class DetectorConfig(BaseConfig):
+    """Features + a shallow one-class detector."""
 
     detector: str = option("ocsvm", "one-class detector on the features",
                            choices=("ocsvm", "kde", "gde", "iforest"))
     nu: float = option(0.1, "OC-SVM nu (ICS paper Sec. 4.1.2: 0.1)", min=0.001, max=1.0)
-    seed: int = option(0, "random seed (weights, shuffling, detector)", min=0)
 
 
 def config_to_dict(cfg) -> dict:
-    return asdict(cfg)
+    d = asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _default(f):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 def config_fields(cfg_cls) -> list[dict]:
     """Field descriptions for generated forms: name, type, default, help, choices, bounds."""
     out = []
     for f in fields(cfg_cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = _default(f)
         out.append({"name": f.name, "type": type(default).__name__, "default": default,
                     **{k: f.metadata.get(k) for k in ("help", "choices", "min", "max", "log")}})
     return out
 
 
+def _scalar_ok(v, default) -> bool:
+    if isinstance(default, bool):
+        return isinstance(v, (bool, np.bool_))
+    if isinstance(default, int):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    if isinstance(default, float):
+        return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+    return isinstance(v, type(default))
+
+
 def validate_config(cfg) -> None:
-    """Check every field against its declared type, choices and bounds (clear messages)."""
+    """Check every field against its declared type, choices and bounds (clear messages).
+
+    NaN and infinite numbers are refused (NaN passes every ``<`` comparison)."""
     for f in fields(cfg):
         v = getattr(cfg, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if isinstance(default, bool):
-            ok = isinstance(v, bool)
-        elif isinstance(default, int):
-            ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-        elif isinstance(default, float):
-            ok = isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
-        else:
-            ok = isinstance(v, type(default))
-        if not ok:
-            raise DataError(f"{f.name} must be a {type(default).__name__}, got {v!r}")
-        ch, lo, hi = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
-        if ch and v not in ch:
-            raise DataError(f"{f.name}={v!r} is not allowed; choose one of {', '.join(map(str, ch))}")
-        if lo is not None and v < lo:
-            raise DataError(f"{f.name}={v!r} is below its minimum {lo}")
-        if hi is not None and v > hi:
-            raise DataError(f"{f.name}={v!r} is above its maximum {hi}")
+        default = _default(f)
+        items = v if isinstance(default, tuple) else (v,)
+        proto = default[0] if isinstance(default, tuple) and default else \
+            (None if isinstance(default, tuple) else default)
+        if isinstance(default, tuple) and not isinstance(v, (tuple, list)):
+            raise DataError(f"{f.name} must be a list, got {v!r}")
+        for item in items:
+            if proto is not None and not _scalar_ok(item, proto):
+                raise DataError(f"{f.name} must be a {type(proto).__name__}, got {item!r}")
+            if isinstance(item, (float, np.floating)) and not math.isfinite(item):
+                raise DataError(f"{f.name}={item!r} is not a finite number")
+            ch, lo, hi = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
+            if ch and item not in ch:
+                raise DataError(f"{f.name}={item!r} is not allowed; choose one of "
+                                f"{', '.join(map(str, ch))}")
+            if lo is not None and item < lo:
+                raise DataError(f"{f.name}={item!r} is below its minimum {lo}")
+            if hi is not None and item > hi:
+                raise DataError(f"{f.name}={item!r} is above its maximum {hi}")
+
+
+def parse_field_value(cfg_cls, name: str, value):
+    """``value`` (often a string from the command line or a text box) as field ``name``
+    of ``cfg_cls`` wants it; tuple fields take ``"a,b,c"``."""
+    by_name = {f.name: f for f in fields(cfg_cls)}
+    if name not in by_name:
+        raise DataError(f"unknown setting {name!r}; known: {', '.join(sorted(by_name))}")
+    default = _default(by_name[name])
+
+    def one(v, proto):
+        if not isinstance(v, str):
+            return v
+        s = v.strip()
+        try:
+            if isinstance(proto, bool):
+                low = s.lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(proto, int):
+                return int(s)
+            if isinstance(proto, float):
+                return float(s)
+        except ValueError:
+            raise DataError(f"{name}={v!r} is not a {type(proto).__name__}") from None
+        return s
+
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        proto = default[0] if default else ""
+        return tuple(one(i, proto) for i in items if not (isinstance(i, str) and not i.strip()))
+    return one(value, default)
+
+
+def config_from_dict(cfg_cls, data: dict | None, *, strict: bool = False):
+    """A config from a stored dict: unknown keys are dropped (with a warning, or an error
+    when ``strict``), missing ones take their default, lists become tuples."""
+    data = dict(data or {})
+    data.pop("config_version", None)
+    names = {f.name: f for f in fields(cfg_cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        msg = (f"{cfg_cls.__name__}: ignoring unknown setting(s) {', '.join(unknown)} "
+               "(stored by another version of ocvis)")
+        if strict:
+            raise DataError(f"unknown setting(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(sorted(names))}")
+        warnings.warn(msg, OcvisWarning, stacklevel=2)
+    kw = {}
+    for k, v in data.items():
+        if k in unknown:
+            continue
+        if isinstance(_default(names[k]), tuple) and isinstance(v, list):
+            v = tuple(v)
+        kw[k] = v
+    return cfg_cls(**kw)
 
 
 def as_images(x) -> torch.Tensor:
@@ -87,20 +196,29 @@ def as_images(x) -> torch.Tensor:
 
 
 class Method:
-    """Base class: a config dataclass, presets, a fit that never sees labels."""
+    """Base of every method: a config dataclass, presets, a fit that never sees labels.
+
+    Subclasses write ``_fit(x, hooks)`` and ``_scores(x)`` (and ``_embed``); the rest has
+    defaults. Class attributes name the paper a method reproduces (``paper``, its key and
+    table label in ``paper_results.csv``) and where the method sits in a table.
+    """
 
     name: ClassVar[str] = "method"
     title: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    Config: ClassVar[type] = DetectorConfig
+    paper: ClassVar[str] = ""               # citation shown on the pages
+    paper_key: ClassVar[str | None] = None  # column "paper" of paper_results.csv
+    paper_label: ClassVar[str | None] = None  # column "method" of that paper's tables
+    table_order: ClassVar[int] = 100        # position in benchmark tables
+    Config: ClassVar[type] = BaseConfig
     presets: ClassVar[dict[str, dict]] = {"paper": {}, "cpu": {}}
     deep: ClassVar[bool] = False
-    stages: ClassVar[tuple[str, ...]] = ()   # training stages, in order (for progress)
+    stages: ClassVar[tuple[str, ...]] = ()  # training stages, in order (for progress)
+    score_names: ClassVar[tuple[str, ...]] = ("score",)  # primary first
 
     def __init__(self, config=None, **overrides: Any) -> None:
         cfg = self.Config() if config is None else config
         if isinstance(cfg, dict):
-            cfg = self.Config(**cfg)
+            cfg = config_from_dict(self.Config, cfg)
         self.config = replace(cfg, **overrides) if overrides else cfg
         self.history = History()
 
@@ -118,57 +236,124 @@ class Method:
         if len(x) < 2:
             raise DataError(f"{self.name} needs at least two training images, got {len(x)}")
         if float(x.std()) == 0.0:
-            import warnings
-
-            from ocvis.data.datasets import OcvisWarning
-
             warnings.warn("all training images are identical (constant): the features cannot "
                           "describe the normal class and every score is about the same",
                           OcvisWarning, stacklevel=2)
-        hooks = hooks or Hooks()
+        hooks = SafeHooks(hooks or Hooks())
         t0 = time.perf_counter()
         self.history = History()
-        self._fit(x, hooks)
-        hooks.on_status("fitting the detector")
-        self.train_features_ = self.embed(x)
-        self._fit_detector()
+        self.fitted_ = False
+        train_scores = self._fit(x, hooks)
+        self.fitted_ = True
+        if train_scores is None:
+            hooks.on_status("scoring the training images")
+            train_scores = self.scores(x)
+        self.train_scores_ = {k: np.asarray(v, np.float64) for k, v in train_scores.items()}
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def embed(self, x) -> np.ndarray:
-        """Features the detector sees (the latent space of deep methods)."""
-        return self._embed(as_images(x))
+    @property
+    def primary_score(self) -> str:
+        return self.score_names[0]
+
+    def scores(self, x) -> dict[str, np.ndarray]:
+        """Every normality score of the method (higher = more normal), primary first."""
+        self._check_fitted()
+        out = self._scores(as_images(x))
+        return {k: np.asarray(out[k], dtype=np.float64) for k in self.score_names if k in out}
 
     def score_samples(self, x) -> np.ndarray:
-        """Normality score: higher = more normal. Anomaly score = ``-score_samples``."""
-        self._check_fitted()
-        return self.detector_.score_samples(self.embed(x))
+        """The primary normality score: higher = more normal; anomaly = ``-score_samples``."""
+        return self.scores(x)[self.primary_score]
 
-    # -- persistence (tensors only) ------------------------------------------------------
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        self._check_fitted()
-        sd = {f"net.{k}": v for k, v in self._net_state().items()}
-        sd["train_features"] = torch.from_numpy(np.asarray(self.train_features_))
-        return sd
+    def embed(self, x) -> np.ndarray:
+        """The representation the Latent page projects (a deep method's latent space)."""
+        return self._embed(as_images(x))
 
-    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> "Method":
-        self._load_net_state({k[4:]: v for k, v in sd.items() if k.startswith("net.")})
-        self.train_features_ = sd["train_features"].numpy()
-        self._fit_detector()
-        return self
+    def embed_train(self, x) -> np.ndarray:
+        """``embed`` of the training images the method was fitted on (may reuse the fit's)."""
+        return self.embed(x)
+
+    def sample_columns(self, x) -> dict[str, np.ndarray]:
+        """Extra per-sample values (e.g. pseudo-labels) a page can show or colour by."""
+        return {}
+
+    def fit_info(self) -> dict:
+        """JSON-able facts of the fit stored with the run (convergence, reuse, ...)."""
+        return {}
+
+    def fit_arrays(self) -> dict[str, np.ndarray]:
+        """Per-training-sample arrays of the fit stored with the run (e.g. a split)."""
+        return {}
+
+    # -- explanations ---------------------------------------------------------------------
+    explain_heads: ClassVar[tuple[str, ...]] = ()
+
+    def score_model(self, head: str) -> torch.nn.Module:
+        """A differentiable ``x -> normality`` (``N x C x H x W`` -> ``N``) for ``head``."""
+        raise DataError(f"{self.name} cannot be explained (no differentiable score)")
+
+    def cam_layers(self) -> list[tuple[str, torch.nn.Module, int]]:
+        """Convolution layers for GradCAM: ``(name, module, output size)``."""
+        return []
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors (and plain JSON-able values) that restore the fitted method."""
+        self._check_fitted()
+        return {}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> "Method":
+        raise NotImplementedError
 
     # -- for subclasses -------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, hooks: Hooks) -> None:
-        """Learn the feature extractor; nothing to learn for fixed features (pixels, HOG)."""
+    def _fit(self, x: torch.Tensor, hooks: Hooks) -> dict[str, np.ndarray] | None:
+        """Learn from the training images; may return the training scores (else they are
+        computed with ``scores``)."""
+        raise NotImplementedError
+
+    def _scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
     def _embed(self, x: torch.Tensor) -> np.ndarray:
         raise NotImplementedError
 
-    def _net_state(self) -> dict[str, torch.Tensor]:
-        return {}
+    def _is_fitted(self) -> bool:
+        return bool(getattr(self, "fitted_", False))
 
-    def _load_net_state(self, sd: dict[str, torch.Tensor]) -> None:
-        pass
+    def _check_fitted(self) -> None:
+        if not self._is_fitted():
+            raise DataError(f"{self.name} is not fitted yet: call fit first")
+
+
+class FeatureMethod(Method):
+    """Features + a shallow one-class detector (``config.detector``).
+
+    ``_fit_features(x, hooks)`` learns the feature extractor (nothing for pixels or HOG),
+    ``_embed(x)`` computes features; the detector is fitted on the training features and
+    restored from them (deterministic), so ``state_dict`` holds the network and the
+    features, not a pickled detector.
+    """
+
+    Config: ClassVar[type] = DetectorConfig
+    score_names: ClassVar[tuple[str, ...]] = ("score",)
+    explain_heads: ClassVar[tuple[str, ...]] = ("kde", "own")
+
+    def _fit(self, x: torch.Tensor, hooks: Hooks) -> dict[str, np.ndarray]:
+        self._fit_features(x, hooks)
+        hooks.on_status("fitting the detector")
+        self.train_features_ = self.embed(x)
+        self._fit_detector()
+        return {"score": self.detector_.train_scores_}
+
+    def _fit_features(self, x: torch.Tensor, hooks: Hooks) -> None:
+        """Learn the feature extractor; nothing to learn for fixed features."""
+
+    def embed_train(self, x) -> np.ndarray:
+        return self.train_features_
+
+    def _scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        return {"score": self.detector_.score_samples(self._embed(x))}
 
     def make_detector(self) -> Detector:
         c = self.config
@@ -181,6 +366,50 @@ class Method:
     def _fit_detector(self) -> None:
         self.detector_ = self.make_detector().fit(self.train_features_)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "detector_"):
-            raise DataError(f"{self.name} is not fitted yet: call fit first")
+    def fit_info(self) -> dict:
+        info = dict(super().fit_info())
+        fi = getattr(self.detector_, "fit_info", None)
+        if callable(fi):
+            info["detector"] = fi()
+        return info
+
+    # -- explanations -----------------------------------------------------------------------
+    def torch_features(self) -> torch.nn.Module | None:
+        """A differentiable feature extractor ``x -> features`` (None: not differentiable)."""
+        return None
+
+    def score_model(self, head: str) -> torch.nn.Module:
+        from ocvis.explain import ScoreModel, detector_module
+
+        feats = self.torch_features()
+        if feats is None:
+            raise DataError(f"{self.name} has no differentiable feature extractor to explain")
+        if head == "kde":
+            module = make_detector("kde").fit(self.train_features_).module_
+        elif head == "own":
+            module = detector_module(self.detector_)
+        else:
+            raise DataError(f"unknown head {head!r}; choose one of "
+                            f"{', '.join(self.explain_heads)}")
+        return ScoreModel(feats, module.to(torch.float64))
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        sd: dict[str, Any] = {f"net.{k}": v for k, v in self._net_state().items()}
+        sd["train_features"] = torch.from_numpy(np.asarray(self.train_features_))
+        return sd
+
+    def load_state_dict(self, sd: dict[str, Any]) -> "FeatureMethod":
+        self._load_net_state({k[4:]: v for k, v in sd.items() if k.startswith("net.")})
+        self.train_features_ = sd["train_features"].numpy()
+        self._fit_detector()
+        self.train_scores_ = {"score": self.detector_.train_scores_}
+        self.fitted_ = True
+        return self
+
+    def _net_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_net_state(self, sd: dict[str, Any]) -> None:
+        pass

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ocvis.methods.base import DetectorConfig, Method, option
+from ocvis.methods.base import DetectorConfig, FeatureMethod, option
 
 PAPER = "Schlachter et al. 2019, One-Class Feature Learning Using Intra-Class Splitting"
+PAPER_KEY = "ics_feature_learning"
 
 
 @dataclass
@@ -56,12 +57,15 @@ class _PixelFeatures(torch.nn.Module):
         return f
 
 
-class Original(Method):
+class Original(FeatureMethod):
     """Raw pixels + OC-SVM."""
 
     name = "original"
     title = "Original pixels + OC-SVM"
     paper = PAPER
+    paper_key = PAPER_KEY
+    paper_label = "Original"
+    table_order = 3
     Config = ShallowConfig
 
     def _embed(self, x):
@@ -71,15 +75,18 @@ class Original(Method):
         return _PixelFeatures(self.config.crop_border)
 
 
-class PCA(Method):
+class PCA(FeatureMethod):
     """First 64 PCA components + OC-SVM."""
 
     name = "pca"
     title = "PCA (64) + OC-SVM"
     paper = PAPER
+    paper_key = PAPER_KEY
+    paper_label = "PCA"
+    table_order = 4
     Config = PCAConfig
 
-    def _fit(self, x, hooks):
+    def _fit_features(self, x, hooks):
         from sklearn.decomposition import PCA as SkPCA
 
         flat = _crop(x, self.config.crop_border).flatten(1).numpy().astype(np.float64)
@@ -103,13 +110,17 @@ class PCA(Method):
         self.components_ = sd["components"].numpy()
 
 
-class HOG(Method):
+class HOG(FeatureMethod):
     """Histogram of oriented gradients (Dalal & Triggs 2005) + OC-SVM."""
 
     name = "hog"
     title = "HOG + OC-SVM"
     paper = PAPER
+    paper_key = PAPER_KEY
+    paper_label = "HOG"
+    table_order = 5
     Config = ShallowConfig
+    explain_heads = ()  # scikit-image's HOG is not differentiable
 
     def _embed(self, x):
         from skimage.feature import hog

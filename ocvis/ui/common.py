@@ -41,7 +41,7 @@ def cached_dataset(name: str, root: str | None = None):
 
 @st.cache_resource(show_spinner="Building task…", max_entries=8)
 def _cached_task(cfg_json: str):
-    from ocvis.experiments import task_from_config
+    from ocvis.experiment import task_from_config
 
     cfg = json.loads(cfg_json)
     with warnings.catch_warnings(record=True) as caught:

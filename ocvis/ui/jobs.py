@@ -10,7 +10,7 @@ FIRST_POINT_REFRESH_SECONDS = 0.5  # a job that has no point yet: show its first
 ACTIVE_JOB_KEY = "ocvis_active_job"
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, validate=lambda jm: not jm.closed)
 def job_manager():
     """One manager per server process: jobs survive reruns, page switches and reloads."""
     from ocvis.jobs import JobManager

@@ -68,13 +68,13 @@ def run_picker(label: str = "Run", key: str = "run_pick", runs: list[dict] | Non
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def run_method(run_id: str):
-    from ocvis.experiments import load_run_method
+    from ocvis.experiment import load_run_method
 
     return load_run_method(run_store(), run_id)
 
 
 @st.cache_resource(show_spinner="Rebuilding the task…", max_entries=4)
 def run_task(run_id: str):
-    from ocvis.experiments import task_of_run
+    from ocvis.experiment import task_of_run
 
     return task_of_run(run_store().read(run_id))

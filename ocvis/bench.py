@@ -1,0 +1,154 @@
+"""Benchmark tables: one row per (method, class, seed), filled by any number of processes.
+
+A table is a CSV under ``bench/results/``; :func:`bench` appends a row as soon as its run
+finishes (merged under a file lock, so one process per core can fill one table), skips rows
+already there, and keeps one mean row per method. Methods sort by their class's
+``table_order``.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ocvis.experiment import run_experiment
+
+log = logging.getLogger(__name__)
+BENCH_COLUMNS = ["dataset", "method", "normal_class", "class_name", "seed", "preset", "n_train",
+                 "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
+                 "train_seconds", "pretrain_reused", "device", "threads", "finished"]
+MEAN_COLUMNS = ("auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
+                "train_seconds")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The per-class rows of a table (mean rows left out)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("normal_class") != "mean"]
+
+
+def _float(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def write_table(path: Path, rows: list[dict]) -> None:
+    """Rows + one mean row per (dataset, method, preset); atomically replaced."""
+    from ocvis.methods import table_order
+    from ocvis.runs import _atomic_write
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["preset"]), []).append(r)
+    means = []
+    for (ds, meth, preset), rs in groups.items():
+        def mean(col):
+            vals = [v for v in (_float(r.get(col)) for r in rs) if v is not None]
+            return f"{np.mean(vals):.2f}" if vals else ""
+        means.append({"dataset": ds, "method": meth, "normal_class": "mean",
+                      "class_name": f"{len(rs)} rows", "preset": preset,
+                      **{c: mean(c) for c in MEAN_COLUMNS}})
+    rows = sorted(rows, key=lambda r: (r["dataset"], table_order(r["method"]),
+                                       int(r["normal_class"]), int(r["seed"])))
+    means.sort(key=lambda r: (r["dataset"], table_order(r["method"])))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=BENCH_COLUMNS, lineterminator="\n", restval="",
+                       extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows + means)
+    _atomic_write(path, buf.getvalue().encode())
+
+
+def row_key(r: dict) -> tuple:
+    return (r["dataset"], r["method"], str(r["normal_class"]), str(r["seed"]), r["preset"])
+
+
+@contextlib.contextmanager
+def table_lock(path: Path):
+    """Exclusive lock next to a table, so several ``bench`` processes can fill one table
+    (e.g. one per core, on different classes) without losing each other's rows."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one process per table
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def add_row(path: Path, row: dict) -> None:
+    """Merge ``row`` into the table on disk (re-read under the lock) and rewrite it."""
+    with table_lock(path):
+        rows = [r for r in read_rows(path) if row_key(r) != row_key(row)]
+        write_table(path, rows + [row])
+
+
+def _pct(v) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+
+
+def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int],
+          preset: str, out: Path, n_train: int | None = 4000, overrides: dict | None = None,
+          store=None, progress: Callable[[str], None] | None = None) -> Path:
+    """Fill ``out`` row by row (one per method, class, seed); rows present are skipped.
+
+    Methods of one (class, seed) run back to back so that the deep ones share the cached
+    stage-1 autoencoder. ``overrides`` apply to the methods that have those settings.
+    ``progress`` gets one line per finished row.
+    """
+    from ocvis.data import load_dataset
+    from ocvis.methods import get_method
+    from ocvis.papers import paper_value
+
+    ds = load_dataset(dataset)
+    for seed in seeds:
+        for c in classes:
+            for meth in methods:
+                key = (dataset, meth, str(c), str(seed), preset)
+                # read again before each row: another process may have added it meanwhile
+                if key in {row_key(r) for r in read_rows(out)}:
+                    continue
+                log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
+                t0 = time.perf_counter()
+                names = {f.name for f in fields(get_method(meth).Config)}
+                ov = {k: v for k, v in (overrides or {}).items() if k in names}
+                meta = run_experiment({"dataset": dataset, "protocol": "one-class",
+                                       "normal": [c], "n_train": n_train, "seed": seed},
+                                      meth, preset, ov, store=store)
+                mt = meta["metrics"]
+                row = {"dataset": dataset, "method": meth, "normal_class": c,
+                       "class_name": ds.classes[c], "seed": seed, "preset": preset,
+                       "n_train": meta["task_summary"]["train"],
+                       "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
+                       "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),
+                       "paper_auroc": paper_value(meth, dataset, c, "auroc") or "",
+                       "paper_bacc": paper_value(meth, dataset, c, "bacc") or "",
+                       "train_seconds": f"{meta['fit_seconds']:.1f}",
+                       "pretrain_reused": int(meta.get("pretrain_reused", False)),
+                       "device": meta["device"], "threads": meta.get("threads", ""),
+                       "finished": time.strftime("%Y-%m-%d %H:%M")}
+                add_row(out, {k: str(v) for k, v in row.items()})
+                if progress is not None:
+                    progress(f"{meth:8s} {dataset} class {c} seed {seed}: AUROC "
+                             f"{row['auroc']} (paper {row['paper_auroc']}), BACC "
+                             f"{row['bacc']} (paper {row['paper_bacc']}), "
+                             f"{time.perf_counter() - t0:.0f} s")
+    return out
