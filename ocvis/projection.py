@@ -108,6 +108,11 @@ def run_latents(arrays: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     and ``index`` the sample's index within its split. Unsupervised runs (transductive) use
     the test part only, grouped as inlier (2) / outlier (3).
     """
+    need = ["test_latent", "y_test"] + ([] if "y_train_hidden" in arrays else ["train_latent"])
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise DataError(f"this run has no stored {', '.join(missing)} (its arrays.npz is "
+                        "missing or incomplete): train it again")
     zte = arrays["test_latent"]
     yte = arrays["y_test"].astype(int)
     if "y_train_hidden" in arrays:
@@ -120,6 +125,46 @@ def run_latents(arrays: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     group = np.concatenate([g_tr, np.where(yte == 1, 3, 2)])
     index = np.concatenate([np.arange(len(ztr)), np.arange(len(zte))])
     return z, group, index
+
+
+def point_values(arrays: dict) -> dict[str, tuple[np.ndarray, bool]]:
+    """Per-point values to colour a projection by, aligned with :func:`run_latents`:
+    ``"anomaly score"`` (the primary score, negated), ``"anomaly: <name>"`` for every named
+    score of a run with several, and every stored per-sample column (``test_col.<name>`` /
+    ``train_col.<name>``, e.g. pseudo-labels). Values are ``(array, categorical)``; a column
+    that is missing for part of the points is left out."""
+    transductive = "y_train_hidden" in arrays
+    n_tr = 0 if transductive else len(arrays.get("train_latent", ()))
+
+    def both(train_key: str, test_key: str) -> np.ndarray | None:
+        te = arrays.get(test_key)
+        if te is None:
+            return None
+        if transductive:
+            return np.asarray(te)
+        tr = arrays.get(train_key)
+        if tr is None or len(tr) != n_tr:
+            return None
+        return np.concatenate([np.asarray(tr), np.asarray(te)])
+
+    out: dict[str, tuple[np.ndarray, bool]] = {}
+    primary = both("train_scores", "test_scores")
+    if primary is not None:
+        out["anomaly score"] = (-primary.astype(np.float64), False)
+    for key in sorted(arrays):
+        if key.startswith("test_scores."):
+            name = key[len("test_scores."):]
+            v = both(f"train_scores.{name}", key)
+            if v is not None:
+                out[f"anomaly: {name}"] = (-v.astype(np.float64), False)
+    for key in sorted(arrays):
+        if key.startswith("test_col."):
+            name = key[len("test_col."):]
+            v = both(f"train_col.{name}", key)
+            if v is not None:
+                categorical = v.dtype.kind in "iub" or (v.dtype.kind == "U")
+                out[name] = (v, bool(categorical and len(np.unique(v)) <= 50))
+    return out
 
 
 GROUP_NAMES = ("typical normal (train)", "atypical normal (train)", "test normal",

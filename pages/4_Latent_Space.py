@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ocvis.projection import GROUP_NAMES, run_latents
+from ocvis.projection import GROUP_NAMES, point_values, run_latents
 from ocvis.ui.common import sidebar, user_errors
 from ocvis.ui.figures import latent_scatter
 from ocvis.ui.images import grid
@@ -10,22 +10,26 @@ from ocvis.ui.jobs import job_manager, live_job
 from ocvis.ui.runs import arrays, finished_runs, run_picker, run_store, run_task
 
 st.set_page_config(page_title="ocvis · Latent space", layout="wide")
-sidebar()
 st.title("Latent space")
 st.caption("Feature-learning paper, Fig. 3: typical normal (green) and atypical normal "
            "(yellow) training samples, test normal (grey) and test abnormal (red).")
 runs = finished_runs()
 if not runs:
+    sidebar()
     st.info("No finished run yet: train one on the Train page.")
     st.stop()
 
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
 with c1:
     run = run_picker("Run", "latent_run", runs)
+sidebar(run)
 method = c2.selectbox("Projection", ["umap", "pca", "tsne"], key="latent_proj",
                       format_func=str.upper)
-color_by = c3.selectbox("Colour", ["group", "score"], key="latent_color",
-                        format_func=lambda s: "four groups" if s == "group" else "anomaly score")
+with user_errors():
+    first_values = point_values(arrays(run["id"]))
+color_by = c3.selectbox("Colour", ["four groups", *first_values], key="latent_color",
+                        help="the paper's four groups, a score of the run (anomaly = "
+                             "−normality), or a per-sample value the method stores")
 compare = c4.checkbox("Compare two runs", key="latent_compare",
                       help="e.g. closeness only (cls) vs ICS, as in the paper's Fig. 3")
 chosen = [run]
@@ -65,14 +69,19 @@ cols = st.columns(len(chosen))
 selected_rows = {}
 for col, r in zip(cols, chosen):
     with col:
-        arr = arrays(r["id"])
-        z, group, index = run_latents(arr)
+        with user_errors():
+            arr = arrays(r["id"])
+            z, group, index = run_latents(arr)
         xy = projection_or_job(r)
         if xy is None:
             continue
         n_tr = len(arr["train_latent"]) if "y_train_hidden" not in arr else 0
         score = np.concatenate([arr["train_scores"][:n_tr], arr["test_scores"]])
-        fig = latent_scatter(xy, group, score, color_by,
+        vals = point_values(arr).get(color_by)
+        fig = latent_scatter(xy, group, color_by="values" if vals is not None else "group",
+                             values=None if vals is None else vals[0],
+                             categorical=bool(vals is not None and vals[1]),
+                             value_label=color_by,
                              title=f"{r.get('method')} · {r.get('task_name')}")
         ev = st.plotly_chart(fig, width="stretch", key=f"scatter-{r['id']}",
                              on_select="rerun", selection_mode=("points", "box", "lasso"))

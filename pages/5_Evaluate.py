@@ -9,17 +9,21 @@ from ocvis.ui.figures import pr_figure, roc_figure, score_histogram
 from ocvis.ui.images import grid
 from ocvis.ui.runs import arrays, finished_runs, run_label, run_picker, run_task
 from ocvis.ui.evaluate import (task_of, single_normal_class, num, metrics_table,
-                               per_class_table, scores_csv, short_name, curves_of)
+                               metrics_of_score, per_class_table, score_sets, scores_csv,
+                               short_name, curves_of)
 
 st.set_page_config(page_title="ocvis · Evaluate", layout="wide")
-sidebar()
 st.title("Evaluate")
 runs = finished_runs()
 if not runs:
+    sidebar()
     st.info("No finished run yet: train one on the **Train** page, then come back here.")
     st.stop()
 
-run = run_picker("Run", "eval_run", runs)
+c_run, c_score = st.columns([3, 1])
+with c_run:
+    run = run_picker("Run", "eval_run", runs)
+sidebar(run)
 rid = run["id"]
 with user_errors():
     a = arrays(rid)
@@ -27,12 +31,18 @@ missing = [k for k in ("test_scores", "y_test") if k not in a]
 if missing:
     st.error(f"Run `{rid}` has no stored {', '.join(missing)}: it cannot be evaluated.")
     st.stop()
-scores = np.asarray(a["test_scores"], float)
+sets = score_sets(run, a)
+score_name = c_score.selectbox("Score", list(sets), key="eval_score",
+                               disabled=len(sets) < 2,
+                               help="a run may store several scores (one per detector, or "
+                                    "the method's own); the first is the primary one")
+scores = sets.get(score_name, next(iter(sets.values())))
 y = np.asarray(a["y_test"]).astype(int)
 task_cfg = task_of(run)
 unsupervised = task_cfg.get("protocol") == "unsupervised"
 names = ("inlier", "outlier") if unsupervised else ("normal", "abnormal")
-mt = run.get("metrics") or {}
+with user_errors():
+    mt = metrics_of_score(run, score_name, scores, a)
 threshold = num(mt.get("threshold"))
 if unsupervised:
     st.caption("Unsupervised protocol: evaluated transductively, on the same contaminated set "
@@ -48,7 +58,7 @@ compare = st.multiselect("Compare with", list(by_id), key="eval_compare",
                          help="Draw the curves of other finished runs on the same axes.")
 curve_sets: dict[str, dict] = {}
 for r in [run] + [by_id[i] for i in compare if i in by_id]:
-    c = curves_of(r)
+    c = curves_of(r, scores, mt) if r is run else curves_of(r)
     if c is None:
         st.caption(f"No curves for {short_name(r)}: its test set holds a single label.")
     else:
@@ -74,7 +84,7 @@ dataset = task_cfg.get("dataset", "")
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Metrics")
-    table = metrics_table(run, normal_class)
+    table = metrics_table(run, normal_class, mt)
     st.dataframe(table, hide_index=True, width="stretch", key="eval-metrics",
                  placeholder="–",
                  column_config={c: st.column_config.NumberColumn(format="%.1f")
@@ -139,7 +149,7 @@ if task is not None:
             col.caption("No image in this group.")
 
 # --------------------------------------------------------------------------- export
-st.download_button("Download per-sample scores (CSV)", scores_csv(a, threshold),
+st.download_button("Download per-sample scores (CSV)", scores_csv(a, threshold, scores, sets),
                    file_name=f"{rid}-scores.csv", mime="text/csv", key="eval_csv",
                    on_click="ignore",
                    help="index, class, label (1 = abnormal), normality score, anomaly score "

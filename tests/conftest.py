@@ -35,6 +35,11 @@ def _isolated_dirs(tmp_path_factory, monkeypatch, session_cache):
     monkeypatch.setenv("OCVIS_RUNS_DIR", str(base / "runs"))
     monkeypatch.setenv("OCVIS_UMAP_WARMUP", "0")  # no background compile during tests
     monkeypatch.setenv("OCVIS_CACHE_DIR", str(session_cache))
+    monkeypatch.setenv("OCVIS_UPLOAD_DIR", str(base / "uploads"))
+    # folder datasets: the tests' own temporary folders are allowed besides the defaults
+    monkeypatch.setenv("OCVIS_FOLDER_ROOTS", os.pathsep.join(
+        [str(SHARED or base / "data"), str(base / "uploads"),
+         str(tmp_path_factory.getbasetemp())]))
     if SHARED is not None:
         monkeypatch.setenv("OCVIS_DATA_ROOT", str(SHARED))
     else:

@@ -19,6 +19,7 @@ Nothing is downloaded unless ``download=True`` is passed and the files are missi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import warnings
@@ -29,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from ocvis.config import cache_root, data_root
+from ocvis.config import cache_root, data_root, folder_roots
 from ocvis.errors import DataError, OcvisWarning
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,16 @@ log = logging.getLogger(__name__)
 IMAGE_SIZE = 32
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm")
+#: the only formats PIL may decode (it otherwise recognises dozens by content, PostScript
+#: through Ghostscript among them, whatever the file is named)
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+#: per-image pixel cap: every image becomes 32 x 32, so anything above ~16 megapixels is
+#: refused instead of decoded (PIL's own cap of ~89 MP lets a 200 MB upload hold hundreds
+#: of 9,000 x 9,000 images, each 243 MB decoded)
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: a folder dataset reads at most this many directory entries (a typo like "/" must not
+#: walk the whole disk)
+MAX_FOLDER_ENTRIES = 200_000
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -203,47 +214,85 @@ def _load_cifar10(root: Path, download: bool) -> ImageDataset:
         _freeze(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
         return ds
     if (jpg / "train").is_dir() and (jpg / "test").is_dir():
-        ds = load_image_folder(jpg, name="cifar10", class_order=CIFAR10_CLASSES)
+        ds = load_image_folder(jpg, name="cifar10", class_order=CIFAR10_CLASSES,
+                               check_roots=False)
         return ds
     raise DataError(_missing_message(
         "cifar10", tv, f" A JPEG class-folder copy in {jpg}/{{train,test}}/<class>/ works too."))
 
 
 # ----------------------------------------------------------------------------- folders
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """The entries of one folder, never following a symbolic link out of it; unreadable
+    folders (permissions, /proc) give no entries instead of an error."""
+    try:
+        with os.scandir(folder) as it:
+            return list(itertools.islice(it, MAX_FOLDER_ENTRIES + 1))
+    except OSError as exc:
+        log.warning("cannot list %s: %s", folder, exc)
+        return []
+
+
+def _is(entry: os.DirEntry, kind: str) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False) if kind == "dir" else \
+            entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
+
+
 def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    entries = _entries(folder)
+    if len(entries) > MAX_FOLDER_ENTRIES:
+        raise DataError(f"{folder} holds more than {MAX_FOLDER_ENTRIES} entries; choose a "
+                        "folder of images")
+    return sorted(Path(e.path) for e in entries
+                  if _is(e, "file") and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(Path(e.path) for e in _entries(folder)
+                  if _is(e, "dir") and not e.name.startswith("."))
 
 
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
 
 
-def read_image(path: Path) -> tuple[np.ndarray, bool]:
-    """Decode one image to a 32 x 32 RGB uint8 array; also say whether it is grey.
-
-    Raises whatever PIL raises for corrupt, truncated or over-large files
-    (``PIL.Image.MAX_IMAGE_PIXELS`` is honoured: a decompression-bomb warning is an error).
-    """
+def open_image(fp):
+    """``PIL.Image.open`` restricted to :data:`IMAGE_FORMATS` and :data:`MAX_IMAGE_PIXELS`
+    (raises for anything else: another format, a decompression bomb)."""
     from PIL import Image
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            im.draft("RGB", (IMAGE_SIZE * 2, IMAGE_SIZE * 2))  # fast JPEG down-scaling
-            grey = im.mode in GREY_MODES or (im.mode == "P" and _palette_is_grey(im))
-            im.load()
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                arr = np.asarray(im, dtype=np.float64)
-                hi = arr.max() if arr.max() > 0 else 1.0
-                im = Image.fromarray(np.uint8(np.clip(arr / hi * 255.0, 0, 255)))
-            rgb = im.convert("RGB")
-            if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
-                rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8), grey
+        im = Image.open(fp, formats=IMAGE_FORMATS)
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        im.close()
+        raise DataError(f"{w} x {h} pixels exceed the limit of {MAX_IMAGE_PIXELS} per image")
+    return im
+
+
+def read_image(path: Path) -> tuple[np.ndarray, bool]:
+    """Decode one image to a 32 x 32 RGB uint8 array; also say whether it is grey.
+
+    Raises for corrupt, truncated or over-large files and for formats other than the
+    documented ones (:func:`open_image`).
+    """
+    from PIL import Image
+
+    with open_image(path) as im:
+        im.draft("RGB", (IMAGE_SIZE * 2, IMAGE_SIZE * 2))  # fast JPEG down-scaling
+        grey = im.mode in GREY_MODES or (im.mode == "P" and _palette_is_grey(im))
+        im.load()
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            arr = np.asarray(im, dtype=np.float64)
+            hi = arr.max() if arr.max() > 0 else 1.0
+            im = Image.fromarray(np.uint8(np.clip(arr / hi * 255.0, 0, 255)))
+        rgb = im.convert("RGB")
+        if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
+            rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8), grey
 
 
 def _palette_is_grey(im) -> bool:
@@ -269,30 +318,65 @@ def _read_many(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, list[Path]]:
 
 
 def _folder_signature(folder: Path) -> str:
+    """Hash of the tree's file names, sizes and times (the decoded-cache key); at most
+    :data:`MAX_FOLDER_ENTRIES` entries, no symbolic links followed, unreadable parts
+    skipped."""
     h = hashlib.sha1(str(folder.resolve()).encode())
-    for dirpath, dirnames, filenames in os.walk(folder):
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=lambda e: None):
         dirnames.sort()
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_FOLDER_ENTRIES:
+            raise DataError(f"{folder} holds more than {MAX_FOLDER_ENTRIES} files and folders; "
+                            "choose a folder of images")
         for f in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, f))
+            try:
+                st = os.stat(os.path.join(dirpath, f), follow_symlinks=False)
+            except OSError:
+                continue
             h.update(f"{dirpath}/{f}:{st.st_size}:{int(st.st_mtime)}".encode())
     return h.hexdigest()[:16]
 
 
+def check_folder_allowed(folder: Path) -> Path:
+    """``folder`` resolved, if it lies inside one of :func:`ocvis.config.folder_roots`;
+    otherwise a :class:`DataError` that does not say whether the folder exists."""
+    try:
+        real = folder.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"cannot resolve the folder path {str(folder)!r}: {exc}") from None
+    roots = folder_roots()
+    for root in roots:
+        try:
+            r = root.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if real == r or r in real.parents:
+            return real
+    raise DataError(f"{folder} is outside the folders this dashboard may read "
+                    f"({', '.join(str(r) for r in roots)}); put the images there, upload a "
+                    ".zip, or add the folder to OCVIS_FOLDER_ROOTS")
+
+
 def load_image_folder(path: str | Path, name: str | None = None,
                       class_order: tuple[str, ...] | None = None,
-                      use_cache: bool = True) -> ImageDataset:
+                      use_cache: bool = True, check_roots: bool = True) -> ImageDataset:
     """Read an ``ImageFolder``-style tree of images of any size and mode.
 
     Layouts: ``path/{train,test}/<class>/*`` (its own split), ``path/<class>/*`` (a fixed,
     seeded, stratified split with 30 % test) or ``path/*`` (one class, named after the
     folder). Grey images stay grey when every image is grey; otherwise all become RGB.
-    Unreadable files are skipped and counted (warning); an empty result is an error.
+    Unreadable files are skipped and counted (warning); an empty result is an error. The
+    folder must lie inside :func:`ocvis.config.folder_roots` (``check_roots=False`` for
+    the registry's own datasets).
     """
     folder = Path(path).expanduser()
-    if not folder.exists():
+    real = check_folder_allowed(folder) if check_roots else folder
+    if not real.exists():
         raise DataError(f"folder {folder} does not exist")
-    if not folder.is_dir():
+    if not real.is_dir():
         raise DataError(f"{folder} is not a folder")
+    folder = real
     name = name or f"folder:{folder}"
     cache_file = None
     if use_cache:
@@ -462,6 +546,8 @@ def load_dataset(name: str = DEFAULT_DATASET, root: str | Path | None = None,
         raise DataError(f"unknown dataset '{name}'. Known: {', '.join(DATASETS)} "
                         "or folder:<path>")
     root = data_root() if root is None else Path(root)
+    if is_folder_name(name):  # checked on every call: the memory cache must not bypass it
+        check_folder_allowed(Path(name[len("folder:"):]))
     return _load_cached(name, str(root), bool(download))
 
 

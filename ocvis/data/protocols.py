@@ -23,7 +23,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ocvis.data.datasets import ImageDataset, OcvisWarning, load_dataset
+from ocvis.data.datasets import ImageDataset, load_dataset
+from ocvis.errors import OcvisWarning
 from ocvis.errors import DataError
 
 PROTOCOLS = ("one-class", "latent-multiclass", "unsupervised")
@@ -121,8 +122,16 @@ def validation_mask(y: np.ndarray, seed: int, fraction: float = VAL_FRACTION) ->
 
 
 def _check_test(y: np.ndarray, notes: list[str]) -> None:
-    """Warn (and note) when the test set holds a single label: metrics are then undefined."""
-    if len(y) and y.min() == y.max():
+    """Warn (and note) when the test set is empty or holds a single label: metrics are then
+    undefined."""
+    if len(y) == 0:
+        msg = ("the test set is empty (a folder whose classes hold one image each keeps "
+               "them all for training): nothing can be evaluated; add images or a "
+               "{train,test} layout")
+        notes.append(msg)
+        warnings.warn(msg, OcvisWarning, stacklevel=3)
+        return
+    if y.min() == y.max():
         which = "abnormal" if y[0] == 1 else "normal"
         msg = (f"the test set holds only {which} samples: AUROC and balanced accuracy are "
                "undefined")

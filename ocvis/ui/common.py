@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from ocvis.errors import OcvisError
 
@@ -66,16 +67,76 @@ def user_errors() -> Iterator[None]:
         st.stop()
 
 
-def sidebar() -> None:
-    """Current task and current run, on every page."""
-    cfg = task_config()
+PAGES = (("app.py", "Overview", "🔎"), ("pages/1_Data.py", "Data", "🗂️"),
+         ("pages/2_Split.py", "Split", "✂️"), ("pages/3_Train.py", "Train", "🏋️"),
+         ("pages/4_Latent_Space.py", "Latent space", "🌌"),
+         ("pages/5_Evaluate.py", "Evaluate", "📈"), ("pages/6_Explain.py", "Explain", "🔥"),
+         ("pages/7_Runs.py", "Runs", "🗄️"))
+
+
+def class_names_of(dataset: str) -> tuple[str, ...] | None:
+    """Class names of a dataset without loading it when the registry knows them."""
+    from ocvis.data import DATASETS
+
+    if dataset in DATASETS:
+        return DATASETS[dataset].classes
+    try:
+        return cached_dataset(dataset)[0].classes
+    except Exception:  # noqa: BLE001 - only a label
+        return None
+
+
+def task_caption(cfg: dict) -> str:
+    """``dataset · protocol · normal: <class names>`` of a task configuration."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+    dataset = str(cfg.get("dataset", "?"))
+    names = class_names_of(dataset) if dataset != "?" else None
+    normal = cfg.get("normal")
+    items = normal if isinstance(normal, (list, tuple)) else [normal]
+
+    def name(c):
+        if names is not None and isinstance(c, int) and 0 <= c < len(names):
+            return names[c]
+        return str(c)
+
+    shown = dataset if not dataset.startswith("folder:") else \
+        "folder " + dataset[len("folder:"):].rstrip("/").rsplit("/", 1)[-1]
+    extra = f" · outliers {cfg.get('ratio')} %" if cfg.get("protocol") == "unsupervised" else ""
+    return (f"**{shown}** · {cfg.get('protocol', 'one-class')} · normal: "
+            f"{', '.join(name(c) for c in items)}{extra} · seed {cfg.get('seed', 0)}")
+
+
+def sidebar(run: dict | None = None) -> None:
+    """Navigation, the current task and the current run, on every page.
+
+    ``run``: the run the page shows (it becomes the current run); otherwise the session's
+    current run. The run's own task is shown with it, so a page about a run trained on
+    another task says so."""
+    from ocvis.ui.runs import run_store
+
+    if run is not None and run.get("id"):
+        st.session_state[RUN_KEY] = run["id"]
     with st.sidebar:
-        st.caption("Current task")
-        normal = cfg["normal"]
-        normal = ", ".join(map(str, normal)) if isinstance(normal, list) else str(normal)
-        extra = f" · outliers {cfg.get('ratio')} %" if cfg["protocol"] == "unsupervised" else ""
-        st.markdown(f"**{cfg['dataset']}** · {cfg['protocol']} · normal: {normal}{extra}"
-                    f" · seed {cfg.get('seed', 0)}")
-        run = st.session_state.get(RUN_KEY)
+        for path, label, icon in PAGES:
+            try:
+                st.page_link(path, label=label, icon=icon)
+            except StreamlitAPIException:  # a page run on its own (AppTest): no app pages
+                break
+        st.divider()
+        st.caption("Current task (Data page)")
+        st.markdown(task_caption(task_config()))
+        rid = st.session_state.get(RUN_KEY)
         st.caption("Current run")
-        st.markdown(f"`{run}`" if run else "none yet")
+        if not rid:
+            st.markdown("none yet")
+            return
+        meta = run
+        if meta is None or meta.get("id") != rid:
+            try:
+                meta = run_store().read(rid)
+            except OcvisError:
+                st.markdown("none yet")
+                return
+        st.markdown(f"`{meta.get('method', '?')}` · {meta.get('status', '?')} · "
+                    f"`…{rid[-9:]}`")
+        st.markdown("trained on " + task_caption(meta.get("task") or {}))

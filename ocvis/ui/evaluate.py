@@ -43,6 +43,27 @@ def single_normal_class(meta: dict, a: dict | None = None) -> int | None:
     return None
 
 
+def score_sets(meta: dict, a: dict) -> dict[str, np.ndarray]:
+    """The run's test scores by name, primary first (a run of one score: its name only)."""
+    names = [n for n in (meta.get("score_names") or []) if f"test_scores.{n}" in a]
+    if names:
+        return {n: np.asarray(a[f"test_scores.{n}"], float) for n in names}
+    primary = meta.get("primary_score") or "score"
+    return {primary: np.asarray(a["test_scores"], float)}
+
+
+def metrics_of_score(meta: dict, name: str, scores: np.ndarray, a: dict) -> dict:
+    """Stored metrics of score ``name`` (computed from the arrays for older runs)."""
+    from ocvis.metrics import evaluate
+
+    by = meta.get("metrics_by_score")
+    if isinstance(by, dict) and isinstance(by.get(name), dict):
+        return by[name]
+    if name == (meta.get("primary_score") or "score") and isinstance(meta.get("metrics"), dict):
+        return meta["metrics"]
+    return evaluate(scores, a["y_test"], a.get("val_mask"))
+
+
 def num(v) -> float | None:
     try:
         v = float(v)
@@ -51,9 +72,10 @@ def num(v) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def metrics_table(meta: dict, normal_class: int | None) -> pd.DataFrame:
+def metrics_table(meta: dict, normal_class: int | None,
+                  metrics: dict | None = None) -> pd.DataFrame:
     """Our metrics in % and, for a single normal class, the paper's value and the gap."""
-    mt = meta.get("metrics") or {}
+    mt = metrics if metrics is not None else (meta.get("metrics") or {})
     dataset = task_of(meta).get("dataset", "")
     rows = []
     for k, name in METRIC_NAMES.items():
@@ -98,9 +120,11 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str) ->
                                        "BACC ours", "BACC paper"])
 
 
-def scores_csv(a: dict, threshold: float | None) -> bytes:
-    """Per-sample test scores as CSV (label 1 = abnormal; anomaly score = −normality)."""
-    s = np.asarray(a["test_scores"], float)
+def scores_csv(a: dict, threshold: float | None, scores: np.ndarray | None = None,
+               sets: dict[str, np.ndarray] | None = None) -> bytes:
+    """Per-sample test scores as CSV (label 1 = abnormal; anomaly score = −normality):
+    the shown score, every named score of the run and its per-sample columns."""
+    s = np.asarray(a["test_scores"] if scores is None else scores, float)
     n = len(s)
     df = pd.DataFrame({
         "index": np.arange(n),
@@ -111,6 +135,12 @@ def scores_csv(a: dict, threshold: float | None) -> bytes:
         "validation": a.get("val_mask", np.zeros(n, bool)).astype(int)})
     if threshold is not None:
         df["predicted_abnormal"] = (s <= threshold).astype(int)
+    if sets and len(sets) > 1:
+        for name, v in sets.items():
+            df[f"normality_{name}"] = np.asarray(v, float)
+    for key in sorted(a):
+        if key.startswith("test_col.") and len(a[key]) == n:
+            df[key[len("test_col."):]] = a[key]
     return df.to_csv(index=False).encode()
 
 
@@ -118,12 +148,14 @@ def short_name(r: dict) -> str:
     return f"{r.get('method', '?')} · {r.get('task_name', '?')} · {r['id'][-4:]}"
 
 
-def curves_of(r: dict) -> dict | None:
-    """ROC / PR curves of a run with its stored AUROC and AUPR-out, None if undefined."""
+def curves_of(r: dict, scores: np.ndarray | None = None,
+              metrics: dict | None = None) -> dict | None:
+    """ROC / PR curves of a run (its primary score, or ``scores``) with the AUROC and
+    AUPR-out (stored, or ``metrics``); None if undefined."""
     try:
         a = arrays(r["id"])
-        c = curves(a["test_scores"], a["y_test"])
+        c = curves(a["test_scores"] if scores is None else scores, a["y_test"])
     except (OcvisError, KeyError):
         return None
-    mt = r.get("metrics") or {}
+    mt = metrics if metrics is not None else (r.get("metrics") or {})
     return {**c, "auroc": num(mt.get("auroc")), "aupr_out": num(mt.get("aupr_out"))}

@@ -6,11 +6,14 @@ import io
 import numpy as np
 import streamlit as st
 
+from ocvis.errors import OcvisError
 from ocvis.explain import Explainer, normalise_heat, overlay
 from ocvis.imaging import to_hwc_float
 from ocvis.ui.images import grid_hwc
 from ocvis.ui.runs import arrays, run_method, run_task
 
+HEAD_NAMES = {"kde": "KDE on the features (two-stage paper)",
+              "own": "the method's own detector / network"}
 SOURCES = {"anomalous": "Most anomalous test images", "atypical": "Most atypical training images",
            "selected": "Selected on the Latent space page", "normal": "Most normal test images"}
 
@@ -18,6 +21,10 @@ SOURCES = {"anomalous": "Most anomalous test images", "atypical": "Most atypical
 def pick_samples(run: dict, source: str, n: int) -> list[tuple[str, int]]:
     """``[(split, index)]`` of the samples to explain."""
     arr = arrays(run["id"])
+    missing = [k for k in ("test_scores", "train_scores") if k not in arr]
+    if missing:
+        raise OcvisError(f"run {run['id']} has no stored {', '.join(missing)} (its arrays.npz "
+                         "is missing or incomplete): train it again")
     if source == "anomalous":
         return [("test", int(i)) for i in np.argsort(arr["test_scores"], kind="stable")[:n]]
     if source == "normal":

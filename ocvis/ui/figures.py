@@ -85,9 +85,12 @@ GROUP_COLORS = ("#2ca02c", "#ffbf00", "#9e9e9e", "#d62728")  # typical, atypical
 
 def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None = None,
                    color_by: str = "group", names=None, height: int = 560,
-                   title: str = "") -> go.Figure:
-    """WebGL scatter of a 2-D projection in the feature-learning paper's four groups (Fig. 3)
-    or coloured by anomaly score. ``customdata`` = row index into ``xy`` for selections."""
+                   title: str = "", values: np.ndarray | None = None,
+                   value_label: str = "anomaly", categorical: bool = False) -> go.Figure:
+    """WebGL scatter of a 2-D projection in the feature-learning paper's four groups (Fig. 3),
+    coloured by anomaly score (``color_by="score"``, ``score`` = normality) or by any
+    per-point ``values`` (``color_by="values"``; ``categorical`` for labels such as
+    pseudo-labels). ``customdata`` = row index into ``xy`` for selections."""
     from ocvis.projection import GROUP_NAMES
 
     names = names or GROUP_NAMES
@@ -97,17 +100,29 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
     xy = np.asarray(xy, np.float32)
     rows = np.arange(len(xy), dtype=np.int32)
     if color_by == "score" and score is not None:
-        anomaly = -np.asarray(score, np.float32)
+        values, value_label, categorical = -np.asarray(score, np.float32), "anomaly", False
+        color_by = "values"
+    if color_by == "values" and values is not None and categorical:
+        for i, v in enumerate(np.unique(values)):
+            sel = values == v
+            fig.add_trace(go.Scattergl(
+                x=xy[sel, 0], y=xy[sel, 1], mode="markers", customdata=rows[sel],
+                name=f"{value_label} {v} ({int(sel.sum())})",
+                marker=dict(size=4, color=PALETTE[i % len(PALETTE)], opacity=0.8),
+                hovertemplate=f"{value_label} {v}<br>row %{{customdata}}<extra></extra>"))
+    elif color_by == "values" and values is not None:
+        vals = np.asarray(values, np.float32)
         # a few far-out scores (OC-SVM decision values have a long tail) would otherwise
         # take the whole colour range and paint every other point alike: map the 1st-99th
         # percentile to the colours; the hover still shows each point's own value
-        lo, hi = np.nanpercentile(anomaly, [1, 99]) if np.isfinite(anomaly).any() else (0, 1)
+        lo, hi = np.nanpercentile(vals, [1, 99]) if np.isfinite(vals).any() else (0, 1)
         fig.add_trace(go.Scattergl(
             x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=rows, name="samples",
-            marker=dict(size=4, color=anomaly, colorscale="Viridis", opacity=0.8,
+            marker=dict(size=4, color=vals, colorscale="Viridis", opacity=0.8,
                         cmin=float(lo), cmax=float(max(hi, lo + 1e-12)),
-                        colorbar=dict(title="anomaly")),
-            hovertemplate="row %{customdata}<br>anomaly %{marker.color:.3f}<extra></extra>"))
+                        colorbar=dict(title=value_label)),
+            hovertemplate=f"row %{{customdata}}<br>{value_label} "
+                          "%{marker.color:.3f}<extra></extra>"))
     else:
         # the many test abnormal points at the back, atypical (few) on top
         for g in (3, 0, 2, 1):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ocvis.errors import DataError
 from ocvis.methods import config_fields
+from ocvis.methods.base import parse_field_value
 
 HIDDEN = ("seed",)  # the task's seed is used (one seed reproduces a run)
 
@@ -37,6 +39,14 @@ def config_form(method_cls, preset: str, key: str, defaults: dict | None = None)
                                        min_value=float(f["min"]) if f["min"] is not None else None,
                                        max_value=float(f["max"]) if f["max"] is not None else None,
                                        step=None, help=f["help"], key=wkey))
+        elif isinstance(value, tuple):
+            text = col.text_input(label, value=", ".join(map(str, value)),
+                                  help=(f["help"] or "") + " (comma-separated)", key=wkey)
+            try:
+                v = parse_field_value(method_cls.Config, name, text)
+            except DataError as exc:
+                col.error(str(exc))
+                v = value
         else:
             v = col.text_input(label, value=str(value), help=f["help"], key=wkey)
         preset_value = getattr(method_cls.Config(**method_cls.presets.get(preset, {})), name)
