@@ -13,8 +13,11 @@ st.markdown(
     "samples (*Split*), train a one-class method with live loss curves (*Train*), look at "
     "its latent space, its scores and why a sample looks abnormal.")
 
+import os  # noqa: E402
+
 DEMO_TASK = {"dataset": "digits", "protocol": "one-class", "normal": [0], "n_train": None,
              "ratio": 10.0, "seed": 0}
+DEMO_PRESET = os.environ.get("OCVIS_DEMO_PRESET", "cpu")  # tests: "tiny"
 left, right = st.columns([2, 1])
 with left:
     st.subheader("Demo")
@@ -23,8 +26,8 @@ with left:
     if st.button("Run the digits demo", type="primary"):
         set_task_config(DEMO_TASK)
         jm = job_manager()
-        split_job = jm.submit_split(DEMO_TASK, "cpu")
-        train_job = jm.submit_experiment(DEMO_TASK, "ics", "cpu")
+        split_job = jm.submit_split(DEMO_TASK, DEMO_PRESET)
+        train_job = jm.submit_experiment(DEMO_TASK, "ics", DEMO_PRESET)
         st.session_state["split_job"] = split_job.id
         st.session_state["demo_jobs"] = [split_job.id, train_job.id]
         st.session_state.setdefault("train_jobs", []).append(train_job.id)
@@ -40,8 +43,6 @@ with left:
                 st.success(f"Demo finished: AUROC {100 * run['metrics']['auroc']:.1f} — open "
                            "*Latent space*, *Evaluate* or *Explain*.")
 with right:
-    import os
-
     from ocvis.train import device_description, resolve_device
 
     st.subheader("This machine")

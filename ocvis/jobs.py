@@ -182,6 +182,7 @@ class JobManager:
         self._worker: threading.Thread | None = None
         self._warm = warm
         self.closed = False
+        self.idle_swept = threading.Event()  # set when idle work has nothing left to do
         _MANAGERS.add(self)
         if warm:  # imports in their own thread: a job submitted meanwhile does not wait
             threading.Thread(target=warm_up, name="ocvis-warm-up", daemon=True).start()
@@ -351,6 +352,8 @@ class JobManager:
                         log.warning("UMAP warm-up failed: %s", exc)
                 else:
                     swept = not self._project_idle_run(tried)
+                    if swept:
+                        self.idle_swept.set()
                 continue
             if job is None:  # shutdown
                 self._queue.task_done()

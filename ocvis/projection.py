@@ -155,7 +155,7 @@ def point_values(arrays: dict) -> dict[str, tuple[np.ndarray, bool]]:
         if key.startswith("test_scores."):
             name = key[len("test_scores."):]
             v = both(f"train_scores.{name}", key)
-            if v is not None:
+            if v is not None and not (primary is not None and np.array_equal(v, primary)):
                 out[f"anomaly: {name}"] = (-v.astype(np.float64), False)
     for key in sorted(arrays):
         if key.startswith("test_col."):

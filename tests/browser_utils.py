@@ -111,9 +111,13 @@ def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 @contextmanager
 def streamlit_server(tmp_path: Path | str, env_extra: dict | None = None,
-                     timeout: float = HEALTH_TIMEOUT) -> Iterator[StreamlitServer]:
+                     timeout: float = HEALTH_TIMEOUT, cwd: Path | None = None,
+                     safe_flags: bool = True) -> Iterator[StreamlitServer]:
     """Start ``streamlit run app.py`` on a free port with runs/caches under ``tmp_path``;
-    yield the server (``str()`` gives ``http://127.0.0.1:PORT``); stop it on exit."""
+    yield the server (``str()`` gives ``http://127.0.0.1:PORT``); stop it on exit.
+
+    ``cwd``: the folder it starts from (default the project); ``safe_flags=False`` leaves
+    the address and usage statistics to the configuration (to test that it holds)."""
     tmp_path = Path(tmp_path)
     tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -122,12 +126,13 @@ def streamlit_server(tmp_path: Path | str, env_extra: dict | None = None,
     env.update(OCVIS_RUNS_DIR=str(tmp_path / "runs"), OCVIS_CACHE_DIR=str(tmp_path / "cache"),
                PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in (env_extra or {}).items()})
-    cmd = [venv_python(), "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [venv_python(), "-m", "streamlit", "run", str(ROOT / "app.py"),
+           "--server.port", str(port), "--server.headless", "true"]
+    if safe_flags:
+        cmd += ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     log_path = tmp_path / "streamlit.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     server = StreamlitServer(url, proc, log_path)
     try:

@@ -18,6 +18,7 @@ from ocvis.errors import DataError
 from ocvis.metrics import evaluate
 from ocvis.methods import make_method
 from ocvis.runs import RunStore
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,18 +37,6 @@ while True:  # keep rewriting big files until killed mid-way
     if i == 3:
         print("wrote", flush=True)  # the writer is in its loop: kill it from now on
 """
-
-
-def wait_until(cond, timeout: float = 120.0, what: str = "condition"):
-    """Poll ``cond`` until it returns something truthy (generous timeout, no fixed sleep)."""
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_killed_while_writing_a_run(tmp_path, monkeypatch):
@@ -97,8 +86,8 @@ def test_two_sessions_submit_at_once():
     states = {ja.status, jb.status}
     assert states <= {"queued", "running", "done"}
     assert not (ja.status == "running" and jb.status == "running")  # never both at once
-    jm.wait(ja, 60)
-    jm.wait(jb, 60)
+    assert jm.wait(ja, 300).status == "done", ja.error
+    assert jm.wait(jb, 300).status == "done", jb.error
     assert ja.status == jb.status == "done"
     from ocvis.ui.runs import run_store
 

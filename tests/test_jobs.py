@@ -1,11 +1,12 @@
-"""Background jobs: queueing, live history, cancel within 2 s, failures, run on disk."""
+"""Background jobs: queueing, live history, cancel, failures, run on disk. Timings (how
+fast a cancel ends a job) are measured in bench/, not asserted here."""
 import threading
-import time
 
 
 from ocvis.errors import TrainingError
 from ocvis.jobs import JobManager
 from ocvis.runs import RunStore
+from waiting import wait_until
 
 
 def _manager(tmp_path):
@@ -17,7 +18,7 @@ def test_experiment_job_records_history_and_run(tmp_path):
     job = jm.submit_experiment({"dataset": "digits", "normal": [0], "seed": 0}, "ics", "tiny",
                                {"reuse_pretrain": False})
     assert job.run_id and job.status in ("queued", "running")
-    jm.wait(job, 120)
+    jm.wait(job, 300)
     assert job.status == "done", job.error
     assert job.history and {h["stage"] for h in job.history} == {"pretrain", "joint"}
     assert job.progress["fraction"] == 1.0
@@ -28,35 +29,35 @@ def test_experiment_job_records_history_and_run(tmp_path):
 
 def test_second_job_is_queued_not_lost(tmp_path):
     jm = _manager(tmp_path)
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
 
     def blocker(job, hooks):
-        gate.wait(10)
+        started.set()
+        gate.wait(300)
         return "first"
 
     a = jm.submit("test", "a", blocker)
     b = jm.submit("test", "b", lambda job, hooks: "second")
-    time.sleep(0.2)
+    assert started.wait(300)
     assert a.status == "running" and b.status == "queued"
     assert jm.queued() == [b]
     gate.set()
-    jm.wait(b, 10)
+    jm.wait(b, 300)
     assert (a.result, b.result) == ("first", "second")
 
 
-def test_cancel_running_job_within_two_seconds(tmp_path):
+def test_cancel_running_job(tmp_path):
     jm = _manager(tmp_path)
     job = jm.submit_experiment({"dataset": "digits", "normal": [1]}, "cae", "cpu",
                                {"pretrain_epochs": 200, "reuse_pretrain": False})
-    t0 = time.time()
-    while len(job.history) < 3 and time.time() - t0 < 60:
-        time.sleep(0.05)
+    wait_until(lambda: len(job.history) >= 3, what="three training steps")
     assert job.status == "running"
-    t_cancel = time.time()
+    n = len(job.history)
     jm.cancel(job.id)
-    jm.wait(job, 10)
+    jm.wait(job, 300)
     assert job.status == "cancelled"
-    assert time.time() - t_cancel < 2.0
+    assert len(job.history) < 200 * 3  # it stopped long before the end
+    assert len(job.history) >= n
     run = jm.store.read(job.run_id)
     assert run["status"] == "cancelled"
     assert len(jm.store.history(job.run_id)) >= 3  # the curves so far are kept
@@ -65,13 +66,13 @@ def test_cancel_running_job_within_two_seconds(tmp_path):
 def test_cancel_queued_job(tmp_path):
     jm = _manager(tmp_path)
     gate = threading.Event()
-    a = jm.submit("test", "a", lambda job, hooks: gate.wait(10))
+    a = jm.submit("test", "a", lambda job, hooks: gate.wait(300))
     b = jm.submit_experiment({"dataset": "digits", "normal": [1]}, "pca")
+    c = jm.submit("test", "c", lambda job, hooks: "after b")
     jm.cancel(b.id)
     assert b.status == "cancelled"
     gate.set()
-    jm.wait(a, 10)
-    time.sleep(0.1)
+    assert jm.wait(c, 300).result == "after b"  # the worker has passed b
     assert b.status == "cancelled" and b.result is None
     assert jm.store.read(b.run_id)["status"] == "cancelled"
 
@@ -84,16 +85,16 @@ def test_failing_job_reports_readable_error(tmp_path):
                        "global_step": 1, "losses": {"rec": 1.0}})
         raise TrainingError("the loss diverged (rec is NaN)")
 
-    job = jm.wait(jm.submit("test", "boom", boom), 10)
+    job = jm.wait(jm.submit("test", "boom", boom), 300)
     assert job.status == "failed" and "diverged" in job.error
     assert len(job.history) == 1  # the curve so far is kept
-    ok = jm.wait(jm.submit("test", "next", lambda j, h: 1), 10)
+    ok = jm.wait(jm.submit("test", "next", lambda j, h: 1), 300)
     assert ok.status == "done"  # the worker survived
 
 
 def test_split_job(tmp_path):
     jm = _manager(tmp_path)
-    job = jm.wait(jm.submit_split({"dataset": "digits", "normal": [3]}, "tiny"), 120)
+    job = jm.wait(jm.submit_split({"dataset": "digits", "normal": [3]}, "tiny"), 300)
     assert job.status == "done", job.error
     arr = jm.store.arrays(job.run_id)
     n = len(arr["similarity"])
@@ -121,16 +122,13 @@ def test_idle_worker_projects_runs_that_have_none(tmp_path, monkeypatch):
     monkeypatch.setattr(ocvis.projection, "cached_projection", fake_projection)
     store = RunStore(tmp_path)
     ids = {}
-    for name, status in (("old", "done"), ("has", "done"), ("bad", "failed"), ("new", "done")):
+    for k, (name, status) in enumerate((("old", "done"), ("has", "done"), ("bad", "failed"),
+                                        ("new", "done"))):
         ids[name] = store.create({"kind": "experiment", "method": name, "status": status,
-                                  "seed": 3})
-        time.sleep(0.01)
+                                  "seed": 3, "created": 1000.0 + k})
     store.write_file(ids["has"], "proj-umap-abc.npy", b"")
-    JobManager(store, torch_threads=1, warm=True)
-    t0 = time.time()
-    while len(calls) < 2 and time.time() - t0 < 20:
-        time.sleep(0.05)
-    time.sleep(1.0)  # nothing more may come
+    jm = JobManager(store, torch_threads=1, warm=True)
+    assert jm.idle_swept.wait(300)  # the worker found nothing more to project
     assert calls == [(ids["new"], "umap", 3), (ids["old"], "umap", 3)]
 
 
@@ -150,7 +148,7 @@ def test_projection_already_queued_is_followed_not_repeated(tmp_path, monkeypatc
     monkeypatch.setattr(ocvis.projection, "cached_projection", fake_projection)
     jm = _manager(tmp_path)
     gate = threading.Event()
-    jm.submit("test", "busy", lambda job, hooks: gate.wait(10))
+    jm.submit("test", "busy", lambda job, hooks: gate.wait(300))
     first = jm.submit_projection("r1", "umap")
     assert jm.submit_projection("r1", "umap") is first
     other_method = jm.submit_projection("r1", "tsne")
@@ -158,9 +156,9 @@ def test_projection_already_queued_is_followed_not_repeated(tmp_path, monkeypatc
     assert len({first.id, other_method.id, other_run.id}) == 3
     gate.set()
     for j in (first, other_method, other_run):
-        assert jm.wait(j, 10).status == "done", j.error
+        assert jm.wait(j, 300).status == "done", j.error
     assert calls == [("r1", "umap"), ("r1", "tsne"), ("r2", "umap")]
     again = jm.submit_projection("r1", "umap")
     assert again is not first
-    assert jm.wait(again, 10).result == (3, 2)
+    assert jm.wait(again, 300).result == (3, 2)
     assert calls[-1] == ("r1", "umap") and len(calls) == 4

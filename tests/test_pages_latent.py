@@ -1,5 +1,4 @@
 """AppTest of the Latent space and Explain pages with a stored tiny run."""
-import time
 from pathlib import Path
 
 import pytest
@@ -7,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from ocvis.experiment import run_experiment
 from ocvis.runs import RunStore
+from waiting import wait_until
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
 
@@ -38,13 +38,14 @@ def test_latent_page_pca_and_umap(run_id):
     from ocvis.ui.jobs import job_manager
     jobs = [j for j in job_manager().jobs() if j.kind == "projection"]
     assert jobs
-    job_manager().wait(jobs[0], 120)
+    job_manager().wait(jobs[0], 300)
     assert jobs[0].status == "done", jobs[0].error
-    t0 = time.time()
-    while time.time() - t0 < 30:
+    def scatter_shown():
         at.run()
-        if any("typical normal" in str(c.proto) for c in at.get("plotly_chart")):
-            break
+        assert not at.exception
+        return any("typical normal" in str(c.proto) for c in at.get("plotly_chart"))
+
+    wait_until(scatter_shown, what="the UMAP scatter", every=0.3)
     assert not at.exception
     assert any("typical normal" in str(c.proto) for c in at.get("plotly_chart"))
     assert list((RunStore().path(run_id)).glob("proj-umap-*.npy"))
