@@ -223,8 +223,10 @@ def wait_for_app(page, timeout: float = 60.0) -> None:
 
 
 def sidebar_link(page, path: str = ""):
-    """The sidebar navigation link to page ``path`` ("" = the overview, "Train", ...)."""
-    return page.locator(f'a[data-testid="stSidebarNavLink"][href$="/{path}"]').first
+    """The sidebar navigation link to page ``path`` ("" = the overview, "Train", ...): ocvis
+    draws its own links (``st.page_link``) so the overview is named "Overview"."""
+    return page.locator(f'[data-testid="stSidebar"] a[data-testid="stPageLink-NavLink"]'
+                        f'[href="{path}"]').first
 
 
 # ------------------------------------------------------------------ plotly scatter selection

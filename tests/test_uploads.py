@@ -92,11 +92,44 @@ def test_total_size_and_count_limits(tmp_path):
         extract_zip(z, "n.zip", tmp_path, max_total_bytes=100)
 
 
+def _understate_size(data: bytes, name: str, fake: int) -> bytes:
+    """The zip with member ``name`` claiming ``fake`` uncompressed bytes in both of its
+    headers (local and central directory): a header that lies."""
+    buf = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        info = z.getinfo(name)
+    struct.pack_into("<I", buf, info.header_offset + 22, fake)
+    cd = buf.find(b"PK\x01\x02")
+    while cd != -1:
+        n = struct.unpack("<H", buf[cd + 28:cd + 30])[0]
+        if buf[cd + 46:cd + 46 + n] == name.encode():
+            struct.pack_into("<I", buf, cd + 24, fake)
+        cd = buf.find(b"PK\x01\x02", cd + 4)
+    return bytes(buf)
+
+
 def test_lying_header_is_caught_while_reading(tmp_path):
-    """A member whose header understates its size still cannot exceed the limit."""
-    z = _zip({"c/a.png": _png()}, compression=zipfile.ZIP_STORED)
-    with pytest.raises(DataError):
-        extract_zip(z, "tiny.zip", tmp_path, max_total_bytes=50)
+    """A member whose headers understate its size passes the header check, and is caught
+    while reading: never written beyond what it declared, skipped and named."""
+    real = _png(7, size=(60, 60))
+    data = _zip({"c/liar.png": real, "c/ok.png": _png(1), "d/ok.png": _png(2)}).getvalue()
+    lying = _understate_size(data, "c/liar.png", 100)
+    with zipfile.ZipFile(io.BytesIO(lying)) as z:
+        assert z.getinfo("c/liar.png").file_size == 100 < len(real)  # the header lies
+    r = extract_zip(io.BytesIO(lying), "liar.zip", tmp_path, max_total_bytes=len(real) - 1)
+    assert r.images == 2 and r.skipped_corrupt == 1
+    assert "c/liar.png" in " ".join(r.messages)
+    assert not (r.path / "c" / "liar.png").exists()
+
+
+def test_read_limit_stops_an_oversized_member(tmp_path, monkeypatch):
+    """The per-image limit is enforced while reading, not from the header."""
+    import ocvis.uploads
+
+    monkeypatch.setattr(ocvis.uploads, "MAX_IMAGE_BYTES", 500)
+    z = _zip({"c/big.png": _png(3, size=(64, 64)), "c/ok.png": b"x" * 10})
+    with pytest.raises(DataError, match="expands beyond the size limit"):
+        extract_zip(z, "big.zip", tmp_path)
 
 
 def _huge_png_header(w=100_000, h=100_000) -> bytes:

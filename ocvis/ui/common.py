@@ -67,11 +67,14 @@ def user_errors() -> Iterator[None]:
         st.stop()
 
 
-PAGES = (("app.py", "Overview", "🔎"), ("pages/1_Data.py", "Data", "🗂️"),
-         ("pages/2_Split.py", "Split", "✂️"), ("pages/3_Train.py", "Train", "🏋️"),
-         ("pages/4_Latent_Space.py", "Latent space", "🌌"),
-         ("pages/5_Evaluate.py", "Evaluate", "📈"), ("pages/6_Explain.py", "Explain", "🔥"),
-         ("pages/7_Runs.py", "Runs", "🗄️"))
+PAGES = (("app.py", "Overview", ":material/home:"),
+         ("pages/1_Data.py", "Data", ":material/dataset:"),
+         ("pages/2_Split.py", "Split", ":material/call_split:"),
+         ("pages/3_Train.py", "Train", ":material/model_training:"),
+         ("pages/4_Latent_Space.py", "Latent space", ":material/scatter_plot:"),
+         ("pages/5_Evaluate.py", "Evaluate", ":material/monitoring:"),
+         ("pages/6_Explain.py", "Explain", ":material/lightbulb:"),
+         ("pages/7_Runs.py", "Runs", ":material/history:"))
 
 
 def class_names_of(dataset: str) -> tuple[str, ...] | None:

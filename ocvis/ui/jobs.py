@@ -13,6 +13,11 @@ ACTIVE_JOB_KEY = "ocvis_active_job"
 @st.cache_resource(show_spinner=False, validate=lambda jm: not jm.closed)
 def job_manager():
     """One manager per server process: jobs survive reruns, page switches and reloads."""
+    # imported here, in the script thread, before the manager's warm-up thread imports
+    # them too: two threads importing one package at once can deadlock on its module locks
+    # (seen: "_DeadlockError ... ocvis.methods.base" when the demo was clicked early)
+    import ocvis.experiment  # noqa: F401
+    import ocvis.methods  # noqa: F401
     from ocvis.jobs import JobManager
 
     return JobManager(warm=True)
