@@ -22,8 +22,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ocvis.errors import Cancelled, OcvisError
-from ocvis.train import Hooks, MultiHooks, device_description, resolve_device
+from ocvis.errors import Cancelled, OcvisError, OcvisWarning
+from ocvis.train import Hooks, MultiHooks, device_description, divergence, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,11 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
         score_seconds = time.perf_counter() - t0
         by_score = {k: evaluate(v, task.y_test, task.val_mask) for k, v in test.items()}
         info = m.fit_info()
+        div = divergence(m.history.records)
+        if div:
+            info["divergence"] = div
+            warnings.warn(f"training did not converge: {div}; the scores mean little (try a "
+                          "smaller learning rate)", OcvisWarning, stacklevel=2)
         fit_seconds = float(m.fit_seconds_)
         if info.get("pretrain_reused"):  # the cached stage 1 is part of the cost
             fit_seconds += float(info.get("pretrain_seconds", 0.0))

@@ -146,6 +146,38 @@ class Hooks:
         return False
 
 
+def divergence(records: list[dict], grow: float = 10.0, end: float = 3.0,
+               term: str = "total") -> str | None:
+    """Why a training curve looks diverged, or None.
+
+    Per stage, on the loss ``term``: the mean of the last tenth of the steps is more than
+    ``end`` times the mean of the first tenth (it ended far above its start), or a moving
+    mean over a tenth of the steps rose above ``grow`` times the start (it blew up on the
+    way). NaN / inf already stop training with an error (:func:`run_epochs`)."""
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        v = (r.get("losses") or {}).get(term)
+        if v is not None:
+            stages.setdefault(r.get("stage", "?"), []).append(float(v))
+    for stage, t in stages.items():
+        n = len(t)
+        if n < 4:
+            continue
+        k = max(1, n // 10)
+        arr = np.asarray(t, dtype=np.float64)
+        start, last = float(arr[:k].mean()), float(arr[-k:].mean())
+        scale = max(abs(start), 1e-12)
+        moving = np.convolve(arr, np.ones(k) / k, mode="valid")
+        peak = float(moving.max())
+        if last - start > (end - 1.0) * scale:
+            return (f"the {stage} loss ended at {last:.3g}, {last / scale:.1f}x its start "
+                    f"({start:.3g})")
+        if peak - start > (grow - 1.0) * scale:
+            return (f"the {stage} loss rose to {peak:.3g} on the way, {peak / scale:.0f}x its "
+                    f"start ({start:.3g})")
+    return None
+
+
 @dataclass
 class History:
     """Per-step loss records of a fit, in order. Cheap to append, JSON-able."""
@@ -270,7 +302,14 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
         model.train()
         for i in range(steps_per_epoch):
             if hooks.should_stop():
-                raise Cancelled(f"cancelled during {stage}, epoch {epoch + 1}, step {i + 1}")
+                # named by the last finished step, as the progress display shows it
+                if i == 0 and epoch == 0:
+                    where = "before its first step"
+                elif i == 0:
+                    where = f"epoch {epoch}, after step {steps_per_epoch}"
+                else:
+                    where = f"epoch {epoch + 1}, after step {i}"
+                raise Cancelled(f"cancelled during {stage}, {where} of {steps_per_epoch}")
             terms = dict(step(i))
             total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
             if l2 and l2_params:

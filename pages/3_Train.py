@@ -5,7 +5,7 @@ from ocvis.methods import METHODS
 from ocvis.ui.common import current_task, sidebar, task_config, user_errors
 from ocvis.ui.forms import config_form
 from ocvis.ui.jobs import job_manager, live_job, queue_summary
-from ocvis.ui.runs import run_store, set_current_run
+from ocvis.ui.runs import run_store, set_current_run, show_run_result
 
 st.set_page_config(page_title="ocvis · Train", layout="wide")
 st.title("Train")
@@ -40,26 +40,19 @@ sidebar()
 queue_summary()
 jm = job_manager()
 mine = [jm.get(j) for j in st.session_state.get("train_jobs", []) if jm.get(j)]
-# show the running job of this session, else the newest one
-shown = next((j for j in mine if j.status == "running"), None) or (mine[-1] if mine else None)
+# a running training job is always shown (after a reload or from another tab too), else
+# this session's newest, else the server's newest
+experiments = [j for j in jm.jobs() if j.kind == "experiment"]
+running = next((j for j in experiments if j.status == "running"), None)
+shown = running or (mine[-1] if mine else None) or (experiments[0] if experiments else None)
 if shown is None:
     st.info("Choose a method and press Start. Training runs in the background: you can switch "
             "pages or close the browser, the run is stored when it ends.")
     st.stop()
 live_job(shown.id, "train")
-waiting = [j for j in mine if j.status == "queued"]
+waiting = [j for j in jm.queued() if j.kind == "experiment"]
 if waiting:
     st.caption("Queued: " + ", ".join(j.title for j in waiting))
 
 if shown.done and shown.run_id:
-    run = run_store().read(shown.run_id)
-    if run.get("status") == "done":
-        mt = run["metrics"]
-        cols = st.columns(5)
-        for col, (k, lab) in zip(cols, [("auroc", "AUROC"), ("aupr_in", "AUPR-in"),
-                                        ("aupr_out", "AUPR-out"), ("bacc", "Balanced acc.")]):
-            col.metric(lab, f"{100 * mt[k]:.1f}")
-        cols[4].metric("Training", f"{run.get('fit_seconds', 0):.0f} s")
-        st.success(f"Stored as run `{shown.run_id}`. See Latent space, Evaluate and Explain.")
-        for note in run.get("notes", []):
-            st.warning(note)
+    show_run_result(run_store().read(shown.run_id))

@@ -239,3 +239,39 @@ def make_task(dataset: str = "digits", protocol: str = "one-class", normal=0, *,
     if protocol == "latent-multiclass":
         return latent_multiclass(ds, normal, n_train=n_train, seed=seed)
     return unsupervised(ds, normal, ratio=ratio, seed=seed)
+
+
+def class_names(dataset: str) -> tuple[str, ...] | None:
+    """Class names of a dataset: from the registry without loading it, else (folders) from
+    the loaded dataset; None when it cannot be read."""
+    from ocvis.data.datasets import DATASETS
+
+    if dataset in DATASETS:
+        return DATASETS[dataset].classes
+    try:
+        return load_dataset(dataset).classes
+    except Exception:  # noqa: BLE001 - only a label
+        return None
+
+
+def task_label(cfg: dict, markdown: bool = False) -> str:
+    """``dataset · protocol · normal: <class names> · seed`` of a task configuration (class
+    names, not indices; a folder dataset by its folder name)."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+    dataset = str(cfg.get("dataset", "?"))
+    names = class_names(dataset) if dataset != "?" else None
+    normal = cfg.get("normal")
+    items = normal if isinstance(normal, (list, tuple)) else [normal]
+
+    def name(c) -> str:
+        if names is not None and isinstance(c, (int, np.integer)) and 0 <= c < len(names):
+            return names[int(c)]
+        return str(c)
+
+    shown = dataset if not dataset.startswith("folder:") else \
+        "folder " + dataset[len("folder:"):].rstrip("/").rsplit("/", 1)[-1]
+    if markdown:
+        shown = f"**{shown}**"
+    extra = f" · outliers {cfg.get('ratio')} %" if cfg.get("protocol") == "unsupervised" else ""
+    return (f"{shown} · {cfg.get('protocol', 'one-class')} · normal: "
+            f"{', '.join(name(c) for c in items)}{extra} · seed {cfg.get('seed', 0)}")

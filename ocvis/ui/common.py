@@ -77,36 +77,11 @@ PAGES = (("app.py", "Overview", ":material/home:"),
          ("pages/7_Runs.py", "Runs", ":material/history:"))
 
 
-def class_names_of(dataset: str) -> tuple[str, ...] | None:
-    """Class names of a dataset without loading it when the registry knows them."""
-    from ocvis.data import DATASETS
-
-    if dataset in DATASETS:
-        return DATASETS[dataset].classes
-    try:
-        return cached_dataset(dataset)[0].classes
-    except Exception:  # noqa: BLE001 - only a label
-        return None
-
-
 def task_caption(cfg: dict) -> str:
-    """``dataset · protocol · normal: <class names>`` of a task configuration."""
-    cfg = cfg if isinstance(cfg, dict) else {}
-    dataset = str(cfg.get("dataset", "?"))
-    names = class_names_of(dataset) if dataset != "?" else None
-    normal = cfg.get("normal")
-    items = normal if isinstance(normal, (list, tuple)) else [normal]
+    """The task in Markdown, with class names (see :func:`ocvis.data.task_label`)."""
+    from ocvis.data import task_label
 
-    def name(c):
-        if names is not None and isinstance(c, int) and 0 <= c < len(names):
-            return names[c]
-        return str(c)
-
-    shown = dataset if not dataset.startswith("folder:") else \
-        "folder " + dataset[len("folder:"):].rstrip("/").rsplit("/", 1)[-1]
-    extra = f" · outliers {cfg.get('ratio')} %" if cfg.get("protocol") == "unsupervised" else ""
-    return (f"**{shown}** · {cfg.get('protocol', 'one-class')} · normal: "
-            f"{', '.join(name(c) for c in items)}{extra} · seed {cfg.get('seed', 0)}")
+    return task_label(cfg, markdown=True)
 
 
 def sidebar(run: dict | None = None) -> None:

@@ -1,21 +1,26 @@
-"""The job manager of this server and the live job panel (a fragment that polls a job)."""
+"""The job manager of this server and the live job panel (a fragment that polls a job).
+
+The jobs run in a worker process (:mod:`ocvis.jobs`); a panel only reads the job's record in
+this process, so a refresh costs the server little and never the job: the loss chart is
+down-sampled to a few hundred points per curve, and a finished job's panel stops polling.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
+from ocvis.train import divergence
 from ocvis.ui.figures import loss_figure
 
 REFRESH_SECONDS = 1.0
 FIRST_POINT_REFRESH_SECONDS = 0.5  # a job that has no point yet: show its first one quickly
-ACTIVE_JOB_KEY = "ocvis_active_job"
+MAX_CHART_POINTS = 600             # per curve: enough for the shape, cheap to send
 
 
 @st.cache_resource(show_spinner=False, validate=lambda jm: not jm.closed)
 def job_manager():
     """One manager per server process: jobs survive reruns, page switches and reloads."""
-    # imported here, in the script thread, before the manager's warm-up thread imports
-    # them too: two threads importing one package at once can deadlock on its module locks
-    # (seen: "_DeadlockError ... ocvis.methods.base" when the demo was clicked early)
+    # imported here, in the script thread, before any other thread may import them: two
+    # threads importing one package at once can deadlock on its module locks
     import ocvis.experiment  # noqa: F401
     import ocvis.methods  # noqa: F401
     from ocvis.jobs import JobManager
@@ -30,32 +35,60 @@ def _fmt_seconds(s) -> str:
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
-def job_status_line(job) -> str:
-    p = job.progress
-    bits = [f"**{job.status}**"]
-    if p.get("stage"):
-        bits.append(f"{p['stage']} · epoch {p.get('epoch', 0)}/{p.get('epochs', '?')} · "
-                    f"step {p.get('step', 0)}/{p.get('steps', '?')}")
-    if job.status == "running":
-        bits.append(f"elapsed {_fmt_seconds(job.elapsed())}, ETA {_fmt_seconds(p.get('eta'))}")
+def job_status_line(view: dict) -> str:
+    """The one way a job's status is written, from one :meth:`Job.view` (same moment)."""
+    bits = [f"**{view['status']}**"]
+    if view["status"] == "running" and view.get("stage"):
+        n = view.get("n_stages") or 1
+        stage = view["stage"] if n < 2 else \
+            f"{view['stage']} (stage {int(view.get('stage_index') or 0) + 1}/{n})"
+        bits.append(f"{stage} · epoch {view.get('epoch') or 0}/{view.get('epochs') or '?'} · "
+                    f"step {view.get('step') or 0}/{view.get('steps') or '?'}")
+    if view["status"] == "running":
+        eta = view.get("eta")
+        bits.append(f"elapsed {_fmt_seconds(view['elapsed'])}" +
+                    (f", stage ETA {_fmt_seconds(eta)}" if eta is not None else ""))
+        if view.get("threads"):
+            bits.append(f"{view['threads']} torch thread{'s' if view['threads'] != 1 else ''}")
+    elif view["status"] in ("done", "failed", "cancelled"):
+        bits.append(f"after {_fmt_seconds(view['elapsed'])}")
+    if view.get("cancel_requested") and view["status"] == "running":
+        bits.append("cancelling…")
     return " · ".join(bits)
+
+
+def thin_history(history: list[dict], max_points: int = MAX_CHART_POINTS) -> list[dict]:
+    """Every k-th step record (and the last), so each curve has at most ~``max_points``."""
+    n = len(history)
+    if n <= max_points:
+        return history
+    k = -(-n // max_points)
+    out = history[::k]
+    if out[-1] is not history[-1]:
+        out.append(history[-1])
+    return out
 
 
 def render_job(job, key: str) -> None:
     """Progress bar, status, loss curves and a Cancel button for ``job``."""
-    st.markdown(f"{job.title} — {job_status_line(job)}")
-    st.progress(float(job.progress.get("fraction", 0.0 if not job.done else 1.0)),
-                text=job.message or job.status)
-    hist = list(job.history)
-    st.plotly_chart(loss_figure(hist), width="stretch", key=f"{key}-loss")
-    if job.status in ("queued", "running"):
-        if st.button("Cancel", key=f"{key}-cancel-{job.id}", type="secondary"):
+    view = job.view()
+    st.markdown(f"{job.title} — {job_status_line(view)}")
+    st.progress(min(1.0, max(0.0, view["fraction"])), text=view["message"] or view["status"])
+    full = list(job.history)
+    st.plotly_chart(loss_figure(thin_history(full)), width="stretch", key=f"{key}-loss")
+    div = divergence(full)
+    if div:
+        st.warning(f"The loss looks diverged: {div}. Consider cancelling and lowering the "
+                   "learning rate.")
+    if view["status"] in ("queued", "running"):
+        if st.button("Cancel", key=f"{key}-cancel-{job.id}", type="secondary",
+                     disabled=view["cancel_requested"]):
             job_manager().cancel(job.id)
             st.toast("Cancelling… the job stops before its next step.")
-    elif job.status == "failed":
-        st.error(f"The job failed: {job.error}")
-    elif job.status == "cancelled":
-        st.warning(f"Cancelled. {job.message}")
+    elif view["status"] == "failed":
+        st.error(f"The job failed: {view['error']}")
+    elif view["status"] == "cancelled":
+        st.warning(f"Cancelled. {view['message']}")
 
 
 def live_job(job_id: str | None, key: str, on_done=None) -> None:
@@ -66,7 +99,7 @@ def live_job(job_id: str | None, key: str, on_done=None) -> None:
     waiting_first = job0 is not None and not job0.done and not job0.history
     every = FIRST_POINT_REFRESH_SECONDS if waiting_first else REFRESH_SECONDS
 
-    @st.fragment(run_every=every)
+    @st.fragment(run_every=every if job0 is not None and not job0.done else None)
     def _panel():
         job = job_manager().get(job_id) if job_id else None
         if job is None:
@@ -84,8 +117,8 @@ def live_job(job_id: str | None, key: str, on_done=None) -> None:
 
 
 def queue_summary() -> None:
-    jm = job_manager()
-    active, queued = jm.active(), jm.queued()
-    if active or queued:
-        st.caption(f"Jobs: {'1 running' if active else 'none running'}, {len(queued)} queued "
-                   "(one at a time on this machine)")
+    c = job_manager().counts()
+    if c["running"] or c["queued"]:
+        st.caption(f"Jobs: {'1 running' if c['running'] else 'none running'}, "
+                   f"{c['queued']} queued (one at a time, in a worker process with "
+                   f"{c['threads']} torch thread{'s' if c['threads'] != 1 else ''})")

@@ -78,3 +78,39 @@ def run_task(run_id: str):
     from ocvis.experiment import task_of_run
 
     return task_of_run(run_store().read(run_id))
+
+
+METRIC_LABELS = (("auroc", "AUROC"), ("aupr_in", "AUPR-in"), ("aupr_out", "AUPR-out"),
+                 ("bacc", "Balanced acc."))
+
+
+def _pct(v) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{100 * v:.1f}" if v == v else "–"
+
+
+def show_run_result(run: dict) -> None:
+    """Metrics, training time, warnings (divergence included) of a finished run."""
+    status = run.get("status")
+    if status != "done":
+        if status in ("failed", "cancelled", "interrupted", "broken"):
+            st.caption(f"Run `{run.get('id')}`: {status}.")
+        return
+    mt = run.get("metrics") if isinstance(run.get("metrics"), dict) else {}
+    cols = st.columns(5)
+    for col, (k, lab) in zip(cols, METRIC_LABELS):
+        col.metric(lab, _pct(mt.get(k)))
+    cols[4].metric("Training", f"{float(run.get('fit_seconds') or 0):.0f} s")
+    div = (run.get("info") or {}).get("divergence") if isinstance(run.get("info"), dict) \
+        else None
+    if div:
+        st.error(f"Training did not converge: {div}. The scores of this run mean little; "
+                 "try a smaller learning rate.")
+    st.success(f"Stored as run `{run['id']}`. See Latent space, Evaluate and Explain.")
+    if mt.get("message"):
+        st.warning(mt["message"])
+    for note in run.get("notes") or []:
+        st.warning(note)
