@@ -28,7 +28,11 @@ from ocvis.ssim import ssim
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SplitResult", "split", "split_from_similarity", "n_atypical"]
+__all__ = ["SplitResult", "split", "split_from_similarity", "n_atypical",
+           "reconstruction_quality"]
+#: reconstructions whose contrast (per-image standard deviation) is below this fraction of
+#: the inputs' are "nearly constant": a split by similarity to them says little
+FLAT_CONTRAST = 0.3
 
 Metric = Literal["ssim", "mse"]
 _METRICS = ("ssim", "mse")
@@ -190,3 +194,23 @@ def split(
             sim = _neg_mse(xt, yt, batch_size)
     logger.debug("split: N=%d metric=%s rho=%s", xt.shape[0], metric, rho)
     return split_from_similarity(sim, rho, metric)
+
+
+def reconstruction_quality(x, x_hat, similarity) -> dict:
+    """How faithful the splitting autoencoder's reconstructions are: the similarity range
+    and the contrast of the reconstructions relative to the inputs (median per-image
+    standard deviation ratio). ``flat`` is True when the reconstructions are nearly
+    constant (contrast below :data:`FLAT_CONTRAST`), i.e. the split ranks images by their
+    similarity to a blur rather than by how typical they are."""
+    xt = _as_tensor(x).to(torch.float64).flatten(1)
+    yt = _as_tensor(x_hat).to(torch.float64).flatten(1)
+    if yt.max() > 1.5:  # stored as uint8
+        yt = yt / 255.0
+    if xt.max() > 1.5:
+        xt = xt / 255.0
+    sx, sy = float(xt.std(1).median()), float(yt.std(1).median())
+    contrast = sy / sx if sx > 0 else float("nan")
+    sim = np.asarray(similarity, dtype=np.float64)
+    return {"similarity_min": float(sim.min()), "similarity_median": float(np.median(sim)),
+            "similarity_max": float(sim.max()), "contrast": contrast,
+            "flat": bool(np.isfinite(contrast) and contrast < FLAT_CONTRAST)}

@@ -348,6 +348,39 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
     return global_step
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
+                          batch_size: int = 256, forward: Callable | None = None) -> int:
+    """Re-estimate every batch-norm layer's running mean and variance on ``x`` (exact
+    averages over one pass in training mode, no gradient), then leave the model in eval
+    mode. Returns the number of layers updated.
+
+    Why: with Keras' momentum (0.99, torch 0.01) the running statistics need thousands of
+    steps to forget their initial values; after the short ``cpu`` schedules an eval-mode
+    network still normalises with near-initial statistics (the splitting autoencoder then
+    reconstructs every digit as the same grey blob: SSIM 0.06-0.10 on digits instead of
+    0.58-0.97). The weights are untouched."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(x) < 2:
+        model.eval()
+        return 0
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+    model.train()
+    fwd = forward or model
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        if len(xb) < 2:  # batch norm cannot normalise one sample; it was seen before
+            continue
+        fwd(xb.to(device))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+    return len(bns)
+
+
 def predict(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
             batch_size: int = 512, grad: bool = False) -> torch.Tensor:
     """Apply ``fn`` to ``x`` in batches on ``device``; results gathered on the CPU.

@@ -41,6 +41,7 @@ MAX_TOTAL_BYTES = 1 << 30          # 1 GiB uncompressed
 MAX_RATIO = 100.0                  # uncompressed / compressed, for the whole archive
 MAX_IMAGE_BYTES = 50 << 20         # one image file
 MAX_NAMED = 20                     # skipped files named in the messages (then a count)
+SPLITS = ("train", "test")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class UploadReport:
     skipped_corrupt: int = 0
     messages: list[str] = field(default_factory=list)
     skipped_files: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+    split_layout: bool = False  # extracted as {train,test}/<class>/
 
     @property
     def dataset_name(self) -> str:
@@ -117,6 +119,10 @@ def extract_zip(source, name: str, dest_root: str | Path | None = None, *,
         if len(tops) == 1 and all(len(p) > 1 for _, p in members):
             members = [(i, p[1:]) for i, p in members]
         flat = all(len(p) == 1 for _, p in members)
+        # a {train,test}/<class>/<file> layout keeps its own split (as the loader reads it)
+        imgs = [p for _, p in members if Path(p[-1]).suffix.lower() in IMAGE_EXTENSIONS]
+        split_layout = bool(imgs) and all(len(p) >= 3 for p in imgs) and \
+            {p[0].lower() for p in imgs} == set(SPLITS)
         dest_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{base}.", suffix=".partial"))
         report = UploadReport(path=dest_root / base, classes=[], images=0)
@@ -127,7 +133,9 @@ def extract_zip(source, name: str, dest_root: str | Path | None = None, *,
                     report.skipped_non_image += 1
                     report.skipped_files.append((info.filename, "not an image file"))
                     continue
-                if flat:
+                if split_layout:
+                    rel = (parts[0].lower(), parts[-2], parts[-1])  # <split>/<class>/<file>
+                elif flat:
                     rel = (base, parts[-1])
                 elif len(parts) >= 2:
                     rel = (parts[-2], parts[-1])  # <class>/<file>
@@ -136,8 +144,9 @@ def extract_zip(source, name: str, dest_root: str | Path | None = None, *,
                     report.skipped_files.append((info.filename, "a loose file beside the "
                                                                 "class folders"))
                     continue
-                rel = tuple(_safe_name(r) if i == 0 else r for i, r in enumerate(rel))
-                out = (tmp / rel[0] / rel[1]).resolve()
+                rel = tuple(_safe_name(r) if i < len(rel) - 1 else r
+                            for i, r in enumerate(rel))
+                out = tmp.joinpath(*rel).resolve()
                 if not str(out).startswith(str(tmp.resolve()) + os.sep):
                     raise DataError(f"refused: {info.filename!r} escapes the upload folder")
                 try:
@@ -162,7 +171,7 @@ def extract_zip(source, name: str, dest_root: str | Path | None = None, *,
                 k = 1
                 while out.exists():  # same file name from two sub-folders: keep both
                     k += 1
-                    out = out.with_name(f"{Path(rel[1]).stem}-{k}{Path(rel[1]).suffix}")
+                    out = out.with_name(f"{Path(rel[-1]).stem}-{k}{Path(rel[-1]).suffix}")
                 out.write_bytes(data)
                 report.images += 1
             if report.images == 0:
@@ -174,7 +183,10 @@ def extract_zip(source, name: str, dest_root: str | Path | None = None, *,
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     report.path = target
-    report.classes = sorted(p.name for p in target.iterdir() if p.is_dir())
+    report.split_layout = split_layout
+    class_dirs = [d for sp in SPLITS if (target / sp).is_dir()
+                  for d in (target / sp).iterdir()] if split_layout else list(target.iterdir())
+    report.classes = sorted({p.name for p in class_dirs if p.is_dir()})
     if report.skipped_non_image:
         names = [f for f, why in report.skipped_files if why.startswith(("not an image",
                                                                           "a loose file"))]

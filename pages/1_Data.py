@@ -28,7 +28,8 @@ choice = c1.selectbox("Dataset", names, key="data_dataset",
                       "Folder of images (class sub-folders)")
 if choice == "folder":
     with c1.expander("Upload a .zip of images"):
-        up = st.file_uploader("Class folders (cats/*.png, dogs/*.png) or images in one folder "
+        up = st.file_uploader(r"Class folders (`cats/\*.png`, `dogs/\*.png`), a "
+                              r"`{train,test}/<class>/\*` layout, or images in one folder "
                               "(all normal)", type=["zip"], key="data_upload")
         if up is not None and st.session_state.get("data_upload_done") != up.file_id:
             from ocvis.uploads import extract_zip
@@ -61,6 +62,11 @@ with user_errors():
 for w in ds_warnings:
     st.warning(w)
 
+if dataset != cfg["dataset"]:
+    # a new dataset starts from its own defaults: no class or training-set size of the
+    # previous one (a "1000 training images" would warn on a 30-image folder)
+    cfg["n_train"] = None
+    st.session_state["data_ntrain"] = 0
 if dataset != cfg["dataset"] or protocol != cfg["protocol"]:
     cfg["normal"] = [0]  # a new dataset or protocol starts from its first class
     for k in ("data_normal", "data_scenario"):

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from ocvis.methods.split_ae import SplitAutoencoder
-from ocvis.split import split_from_similarity
+from ocvis.split import reconstruction_quality, split_from_similarity
 from ocvis.ui.common import current_task, sidebar, task_config, user_errors
 from ocvis.ui.figures import histogram_with_threshold
 from ocvis.ui.images import grid
@@ -67,13 +67,26 @@ m[3].metric("Autoencoder", f"{run.get('fit_seconds', 0):.0f} s",
 if sp.atypical.sum() == 0:
     st.warning("ρ gives no atypical sample: ICS would train with closeness only.")
 label = "SSIM" if run.get("similarity", "ssim") == "ssim" else "−MSE"
-st.plotly_chart(histogram_with_threshold(sim, sp.threshold, groups=sp.atypical, xaxis=label),
-                width="stretch", key="split-hist")
-
 x = task.x_train
 if len(x) != len(sim):
     st.error("This split was computed on other training images; train it again.")
     st.stop()
+q = reconstruction_quality(x, arr["recon_uint8"], sim)
+r = st.columns(4)
+r[0].metric(f"{label} min", f"{q['similarity_min']:.3f}")
+r[1].metric(f"{label} median", f"{q['similarity_median']:.3f}")
+r[2].metric(f"{label} max", f"{q['similarity_max']:.3f}")
+r[3].metric("Reconstruction contrast", f"{100 * q['contrast']:.0f} %",
+            help="median per-image standard deviation of the reconstructions, relative to "
+                 "the inputs'")
+if q["flat"]:
+    st.warning(f"The reconstructions are nearly constant (contrast {100 * q['contrast']:.0f} % "
+               "of the inputs'): the split ranks images by their similarity to a blur, not "
+               "by how typical they are. Train the autoencoder longer (more epochs or the "
+               "paper preset).")
+st.plotly_chart(histogram_with_threshold(sim, sp.threshold, groups=sp.atypical, xaxis=label),
+                width="stretch", key="split-hist")
+
 order = np.argsort(sim, kind="stable")
 k = st.slider("Images per gallery", 8, 48, 16, step=8)
 g1, g2 = st.columns(2)

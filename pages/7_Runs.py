@@ -1,7 +1,7 @@
 """Runs: every stored run, compare two, export, delete, make one the current run."""
 import streamlit as st
 
-from ocvis.ui.common import RUN_KEY, sidebar
+from ocvis.ui.common import current_run_id, sidebar
 from ocvis.ui.figures import loss_figure, metrics_bar
 from ocvis.ui.runs import run_store, set_current_run
 from ocvis.ui.runs_page import (METRICS, pct, runs_table, zip_maker,
@@ -31,7 +31,7 @@ ids = list(by_id)
 
 # --------------------------------------------------------------------------- manage
 st.subheader("Manage a run")
-current = st.session_state.get(RUN_KEY)
+current = current_run_id()
 rid = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0,
                    key="runs_manage", format_func=lambda i: short_label(by_id[i]))
 meta = by_id[rid]

@@ -39,6 +39,9 @@ Choices where the paper is silent (all configurable):
   (``reuse_pretrain``), so the Split page, ``cae``, ``cls`` and ``ics`` with equal settings
   train it once; the stored stage-1 history and time come along. Stage 3 continues training
   the same network.
+* After each stage the batch-norm statistics are re-estimated on the training images
+  (``bn_recalibrate``; the short ``cpu`` schedules leave Keras-momentum running statistics
+  near their initial values, see :mod:`ocvis.methods.split_ae`).
 """
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ from ocvis.methods.split_ae import (BATCH_SIZE, L2_WEIGHT, LATENT_DIM, RHO, Spli
 from ocvis.nets import PaperAutoencoder
 from ocvis.nets.paper_ae import conv_weights
 from ocvis.split import SplitResult
-from ocvis.train import Hooks
+from ocvis.train import Hooks, recalibrate_batchnorm
 
 log = logging.getLogger(__name__)
 PAPER = "Schlachter et al. 2019, One-Class Feature Learning Using Intra-Class Splitting"
@@ -77,6 +80,8 @@ class AEConfig(DetectorConfig, DeepConfig):
     rec_reduction: str = option("mean", "L_rec over pixels: mean (Keras mse) or sum (eq. 2)",
                                 choices=("sum", "mean"))
     reuse_pretrain: bool = option(True, "reuse a cached stage-1 autoencoder with equal settings")
+    bn_recalibrate: bool = option(True, "re-estimate the batch-norm statistics on the "
+                                        "training images after each stage (see split_ae)")
 
 
 @dataclass
@@ -143,6 +148,9 @@ class _AEMethod(DeepMethod, FeatureMethod):
         self.joint_generator_ = torch.Generator().manual_seed(self.config.seed + 1)
         if self.config.epochs > 0:
             self._joint(x, hooks)
+            if self.config.bn_recalibrate:
+                hooks.on_status("re-estimating the batch-norm statistics")
+                recalibrate_batchnorm(self.model_, x, self.device_)
         self.model_.eval()
 
     def _joint(self, x: torch.Tensor, hooks: Hooks) -> None:

@@ -5,6 +5,12 @@ Schlachter et al. 2019 (feature learning, Sec. 3.2 / 3.4.2) and Schlachter, Liao
 (end-to-end): an autoencoder learns to reconstruct the normal training images; the rho % of
 them least similar (SSIM) to their reconstruction are *atypical*, the rest *typical*.
 
+:class:`Choice (``bn_recalibrate``, default on): after training, the batch-norm running statistics
+are re-estimated on the training images (:func:`ocvis.train.recalibrate_batchnorm`). The
+paper's Keras model keeps moving averages with momentum 0.99, which after its 50 epochs have
+converged to about these values; after the ``cpu`` schedule (e.g. 50 steps on digits) they
+are still near their initial values and every reconstruction was a flat grey image.
+
 :class:`SplitAutoencoder` is a :class:`~ocvis.methods.deep.DeepMethod` whose score is the
 similarity of an image to its reconstruction (higher = more normal), so it is also the
 end-to-end paper's ``ssim-error`` baseline. Other methods use it as a component:
@@ -34,7 +40,7 @@ from ocvis.nets import PaperAutoencoder
 from ocvis.nets.paper_ae import conv_weights
 from ocvis.split import SplitResult, split
 from ocvis.ssim import ssim
-from ocvis.train import Hooks, SafeHooks, seeded
+from ocvis.train import Hooks, SafeHooks, recalibrate_batchnorm, seeded
 
 log = logging.getLogger(__name__)
 LATENT_DIM = 64        # feature-learning paper, Sec. 4.1.2
@@ -42,7 +48,7 @@ BATCH_SIZE = 64        # Sec. 4.1.2
 L2_WEIGHT = 1e-6       # Sec. 4.1.2, every conv layer
 RHO = 10.0             # Sec. 4.1.2, % atypical
 #: bump when the network or the stage-1 loop changes the weights it produces
-STAGE1_CODE_VERSION = 2
+STAGE1_CODE_VERSION = 3  # 3: batch-norm statistics re-estimated after training
 
 
 @dataclass
@@ -54,6 +60,10 @@ class SplitConfig(DeepConfig):
     rec_reduction: str = option("mean", "L_rec over pixels: mean (Keras mse) or sum (eq. 2)",
                                 choices=("sum", "mean"))
     reuse_pretrain: bool = option(True, "reuse a cached autoencoder with equal settings")
+    bn_recalibrate: bool = option(True, "re-estimate the batch-norm statistics on the "
+                                        "training images after each stage (short schedules "
+                                        "leave Keras-momentum running statistics near their "
+                                        "initial values)")
     rho: float = option(RHO, "% of the normal data declared atypical (paper: 10)",
                         min=0.0, max=99.0)
     similarity: str = option("ssim", "split metric between x and its reconstruction",
@@ -92,7 +102,8 @@ class SplitAutoencoder(DeepMethod):
         c = self.config
         keys: dict[str, Any] = {k: getattr(c, k) for k in
                                 ("latent_dim", "batch_size", "lr", "optimizer", "momentum",
-                                 "weight_decay", "lr_schedule", "l2", "rec_reduction", "seed")}
+                                 "weight_decay", "lr_schedule", "l2", "rec_reduction", "seed",
+                                 "bn_recalibrate")}
         keys["epochs"] = self.epochs_for(c.epochs, self.steps_per_epoch(len(x)))
         keys.update(data=_digest(x), torch=torch.__version__.split("+")[0],
                     code=STAGE1_CODE_VERSION, device=self.device_.type)
@@ -125,6 +136,9 @@ class SplitAutoencoder(DeepMethod):
             self.train_stage(model, step, stage="pretrain", epochs=c.epochs,
                              steps_per_epoch=self.steps_per_epoch(len(x)), hooks=hooks,
                              l2=c.l2, l2_params=conv_weights(model))
+        if c.bn_recalibrate:
+            hooks.on_status("re-estimating the batch-norm statistics")
+            recalibrate_batchnorm(model, x, self.device_)
         model.eval()
         self.pretrain_seconds_ = time.perf_counter() - t0
         self.pretrain_reused_ = False

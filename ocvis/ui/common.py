@@ -17,17 +17,103 @@ DEFAULT_TASK = {"dataset": "digits", "protocol": "one-class", "normal": [0], "n_
                 "ratio": 10.0, "seed": 0}
 
 
+STATE_FILE = ".ui_state.json"  # in the run store: the last task and run of this server
+
+
+def _state_path():
+    from ocvis.config import runs_root
+
+    return runs_root() / STATE_FILE
+
+
+def _read_state() -> dict:
+    try:
+        data = json.loads(_state_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(**fields) -> None:
+    """Remember the last task / run for a reload or a new tab (best effort)."""
+    from ocvis.runs import _atomic_write
+
+    state = _read_state()
+    if all(state.get(k) == v for k, v in fields.items()):
+        return
+    state.update(fields)
+    try:
+        _atomic_write(_state_path(), json.dumps(state).encode())
+    except OSError:
+        pass
+
+
+def _valid_task(cfg) -> dict | None:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("dataset"), str):
+        return None
+    return {**DEFAULT_TASK, **{k: v for k, v in cfg.items() if k in DEFAULT_TASK}}
+
+
+def _from_query(key: str):
+    try:
+        raw = st.query_params.get(key)
+    except Exception:  # noqa: BLE001 - no query parameters (AppTest, bare mode)
+        return None
+    if not raw:
+        return None
+    if key == "run":
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def task_config() -> dict:
-    """The task the user chose on the Data page (defaults: digits, class 0)."""
+    """The task the user chose on the Data page. A new session (a reload, a new tab) takes
+    it from the URL (``?task=``), else from the server's last task, else digits class 0."""
     cfg = st.session_state.get(TASK_KEY)
     if not cfg:
-        cfg = dict(DEFAULT_TASK)
+        cfg = _valid_task(_from_query("task")) or _valid_task(_read_state().get("task")) \
+            or dict(DEFAULT_TASK)
         st.session_state[TASK_KEY] = cfg
     return cfg
 
 
 def set_task_config(cfg: dict) -> None:
     st.session_state[TASK_KEY] = dict(cfg)
+    _write_state(task=dict(cfg))
+
+
+def current_run_id() -> str | None:
+    """The current run: this session's, else the URL's (``?run=``), else the server's last."""
+    rid = st.session_state.get(RUN_KEY)
+    if not rid:
+        rid = _from_query("run") or _read_state().get("run")
+        if rid:
+            st.session_state[RUN_KEY] = rid
+    return rid
+
+
+def set_current_run_id(run_id: str | None) -> None:
+    if run_id:
+        st.session_state[RUN_KEY] = run_id
+    else:
+        st.session_state.pop(RUN_KEY, None)
+    _write_state(run=run_id)
+
+
+def _sync_url() -> None:
+    """Keep the task and the run in the URL, so a reload of any page restores them."""
+    try:
+        want = {"task": json.dumps(task_config(), separators=(",", ":"), sort_keys=True)}
+        rid = st.session_state.get(RUN_KEY)
+        if rid:
+            want["run"] = rid
+        if any(st.query_params.get(k) != v for k, v in want.items()):
+            st.query_params.update(want)
+    except Exception:  # noqa: BLE001 - only a convenience
+        pass
 
 
 @st.cache_resource(show_spinner="Loading dataset…", max_entries=4)
@@ -92,8 +178,9 @@ def sidebar(run: dict | None = None) -> None:
     another task says so."""
     from ocvis.ui.runs import run_store
 
-    if run is not None and run.get("id"):
-        st.session_state[RUN_KEY] = run["id"]
+    if run is not None and run.get("id") and st.session_state.get(RUN_KEY) != run["id"]:
+        set_current_run_id(run["id"])
+    _sync_url()
     with st.sidebar:
         for path, label, icon in PAGES:
             try:
@@ -103,7 +190,7 @@ def sidebar(run: dict | None = None) -> None:
         st.divider()
         st.caption("Current task (Data page)")
         st.markdown(task_caption(task_config()))
-        rid = st.session_state.get(RUN_KEY)
+        rid = current_run_id()
         st.caption("Current run")
         if not rid:
             st.markdown("none yet")

@@ -102,6 +102,9 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str) ->
         c = single_normal_class(r)
         if c is not None:
             groups.setdefault(c, []).append(r)
+    from ocvis.data import class_names
+
+    names = class_names(dataset) or ()
     rows = []
     for c in sorted(groups):
         rs = groups[c]
@@ -111,13 +114,14 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str) ->
             vals = [v for v in vals if v is not None]
             return 100 * float(np.mean(vals)) if vals else None
 
-        rows.append({"normal class": c, "runs": len(rs),
+        rows.append({"normal class": c,
+                     "name": names[c] if 0 <= c < len(names) else str(c), "runs": len(rs),
                      "AUROC ours": mean("auroc"),
                      "AUROC paper": paper_value(method, dataset, c, "auroc"),
                      "BACC ours": mean("bacc"),
                      "BACC paper": paper_value(method, dataset, c, "bacc")})
-    return pd.DataFrame(rows, columns=["normal class", "runs", "AUROC ours", "AUROC paper",
-                                       "BACC ours", "BACC paper"])
+    return pd.DataFrame(rows, columns=["normal class", "name", "runs", "AUROC ours",
+                                       "AUROC paper", "BACC ours", "BACC paper"])
 
 
 def scores_csv(a: dict, threshold: float | None, scores: np.ndarray | None = None,

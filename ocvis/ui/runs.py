@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ocvis.ui.common import RUN_KEY
 
 
 @st.cache_resource(show_spinner=False)
@@ -37,7 +36,9 @@ def latest_run(kind: str, task_cfg: dict, status: str = "done", method: str | No
 
 
 def set_current_run(run_id: str) -> None:
-    st.session_state[RUN_KEY] = run_id
+    from ocvis.ui.common import set_current_run_id
+
+    set_current_run_id(run_id)
 
 
 def finished_runs(kind: str = "experiment") -> list[dict]:
@@ -59,7 +60,9 @@ def run_picker(label: str = "Run", key: str = "run_pick", runs: list[dict] | Non
     if not runs:
         return None
     ids = [r["id"] for r in runs]
-    want = default or st.session_state.get(RUN_KEY)
+    from ocvis.ui.common import current_run_id
+
+    want = default or current_run_id()
     idx = ids.index(want) if want in ids else 0
     by_id = {r["id"]: r for r in runs}
     rid = st.selectbox(label, ids, index=idx, key=key, format_func=lambda i: run_label(by_id[i]))

@@ -9,7 +9,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from ocvis.ui.common import RUN_KEY
+from ocvis.ui.common import current_run_id, set_current_run_id
 from ocvis.ui.runs import run_store
 
 
@@ -106,6 +106,6 @@ def delete_run(run_id: str) -> None:
     run_store().delete(run_id)
     for k in _WIDGETS:
         st.session_state.pop(k, None)
-    if st.session_state.get(RUN_KEY) == run_id:
-        st.session_state.pop(RUN_KEY, None)
+    if current_run_id() == run_id:
+        set_current_run_id(None)
     st.session_state["runs_flash"] = ("success", f"Deleted run `{run_id}`.")
