@@ -24,7 +24,8 @@ from ocvis.experiment import run_experiment
 log = logging.getLogger(__name__)
 BENCH_COLUMNS = ["dataset", "method", "normal_class", "class_name", "seed", "preset", "n_train",
                  "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
-                 "train_seconds", "pretrain_reused", "device", "threads", "finished"]
+                 "detector_ok", "outlier_frac", "detector_problem", "train_seconds",
+                 "pretrain_reused", "device", "threads", "run_id", "finished"]
 MEAN_COLUMNS = ("auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                 "train_seconds")
 
@@ -105,6 +106,15 @@ def _pct(v) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
+def detector_columns(info: dict | None) -> dict:
+    """The bench columns that say whether the run's detector fit is trustworthy."""
+    det = (info or {}).get("detector") or {}
+    frac = det.get("train_outlier_fraction")
+    return {"detector_ok": "" if not det else int(bool(det.get("converged", True))),
+            "outlier_frac": "" if frac is None else f"{frac:.3f}",
+            "detector_problem": det.get("problem") or ""}
+
+
 def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int],
           preset: str, out: Path, n_train: int | None = 4000, overrides: dict | None = None,
           store=None, progress: Callable[[str], None] | None = None) -> Path:
@@ -141,9 +151,11 @@ def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int]
                        "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),
                        "paper_auroc": paper_value(meth, dataset, c, "auroc") or "",
                        "paper_bacc": paper_value(meth, dataset, c, "bacc") or "",
+                       **detector_columns(meta.get("info")),
                        "train_seconds": f"{meta['fit_seconds']:.1f}",
                        "pretrain_reused": int(meta.get("pretrain_reused", False)),
                        "device": meta["device"], "threads": meta.get("threads", ""),
+                       "run_id": meta.get("id") or "",
                        "finished": time.strftime("%Y-%m-%d %H:%M")}
                 add_row(out, {k: str(v) for k, v in row.items()})
                 if progress is not None:
@@ -152,3 +164,50 @@ def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int]
                              f"{row['bacc']} (paper {row['paper_bacc']}), "
                              f"{time.perf_counter() - t0:.0f} s")
     return out
+
+
+def rescore_table(path: Path, store, progress: Callable[[str], None] | None = None,
+                  **detector_settings) -> int:
+    """Re-fit every row's detector on its run's stored features (no retraining) with the
+    current code, or with ``detector_settings`` (e.g. ``detector="kde"``, ``nu=0.05``), and
+    rewrite the metrics and detector columns. Rows without a stored run are left as they
+    are. Returns the number of rows re-scored."""
+    from dataclasses import replace as dc_replace
+
+    from ocvis.errors import OcvisError
+    from ocvis.methods import get_method
+    from ocvis.methods.base import FeatureMethod, config_from_dict
+    from ocvis.metrics import evaluate
+
+    done = 0
+    with table_lock(path):
+        rows = read_rows(path)
+        for r in rows:
+            rid = r.get("run_id")
+            if not rid:
+                continue
+            try:
+                meta, arr = store.read(rid), store.arrays(rid)
+            except OcvisError as exc:
+                log.warning("rescore: run %s unreadable: %s", rid, exc)
+                continue
+            cls = get_method(r["method"])
+            if not issubclass(cls, FeatureMethod) or "train_latent" not in arr:
+                continue
+            cfg = config_from_dict(cls.Config, meta.get("config") or {})
+            cfg = dc_replace(cfg, **{k: v for k, v in detector_settings.items()
+                                     if hasattr(cfg, k)})
+            m = cls(cfg)
+            det = m.make_detector().fit(arr["train_latent"].astype(np.float64))
+            mt = evaluate(det.score_samples(arr["test_latent"].astype(np.float64)),
+                          arr["y_test"], arr.get("val_mask"))
+            r.update(auroc=_pct(mt["auroc"]), bacc=_pct(mt["bacc"]),
+                     aupr_in=_pct(mt["aupr_in"]), aupr_out=_pct(mt["aupr_out"]),
+                     **{k: str(v) for k, v in detector_columns(
+                         {"detector": det.fit_info()}).items()})
+            done += 1
+            if progress is not None:
+                progress(f"{r['method']:8s} {r['dataset']} class {r['normal_class']} seed "
+                         f"{r['seed']}: AUROC {r['auroc']} ({'ok' if r['detector_ok'] == '1' else r['detector_problem']})")
+        write_table(path, rows)
+    return done

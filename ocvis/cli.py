@@ -122,9 +122,26 @@ def _cmd_bench(args) -> int:
     out = Path(args.out_dir) / f"{name}.csv"
     bench(methods, args.dataset, classes, seeds, args.preset, out,
           n_train=None if args.n_train == 0 else args.n_train, overrides=overrides,
-          store=RunStore() if args.store else None,
+          store=None if args.no_store else RunStore(),
           progress=lambda line: print(line, flush=True))
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_rescore(args) -> int:
+    from ocvis.bench import rescore_table
+    from ocvis.methods.base import DetectorConfig, parse_field_value
+    from ocvis.runs import RunStore
+
+    settings = {}
+    for it in args.set:
+        if "=" not in it:
+            raise DataError(f"--set expects key=value, got {it!r}")
+        k, v = (x.strip() for x in it.split("=", 1))
+        settings[k] = parse_field_value(DetectorConfig, k, v)
+    n = rescore_table(Path(args.table), RunStore(), progress=lambda l: print(l, flush=True),
+                      **settings)
+    print(f"re-scored {n} row(s) of {args.table} from their stored features")
     return 0
 
 
@@ -161,10 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--name", default=None, help="table name (default <dataset>_<preset>)")
     b.add_argument("--out-dir", default=str(Path("bench") / "results"))
-    b.add_argument("--store", action="store_true",
-                   help="also keep each row's run directory in $OCVIS_RUNS_DIR (latents, "
-                        "weights: the Latent / Explain pages can open it)")
+    b.add_argument("--no-store", action="store_true",
+                   help="do not keep each row's run directory (by default every row's run, "
+                        "with its features and scores, is kept in $OCVIS_RUNS_DIR: the pages "
+                        "open it and `rescore` re-fits its detector without retraining)")
+    b.add_argument("--store", action="store_true", help=argparse.SUPPRESS)  # the default now
     b.set_defaults(func=_cmd_bench)
+    rs = sub.add_parser("rescore", help="re-fit the detector of every stored row of a table "
+                                        "on its stored features (no retraining)")
+    rs.add_argument("table", help="a bench CSV, e.g. bench/results/mnist_cpu.csv")
+    rs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="detector settings, e.g. --set detector=kde or --set nu=0.05")
+    rs.set_defaults(func=_cmd_rescore)
     return p
 
 

@@ -6,6 +6,11 @@ and stores what it learns with a trailing underscore (scikit-learn / PyOD conven
 
 * ``ocsvm``  scikit-learn OneClassSVM, RBF kernel; ICS feature-learning paper Sec. 4.1.2:
              nu = 0.1, gamma = 1 / #features. Score = decision function (signed distance).
+             The solver's tolerance follows the kernel's spread (``tol="auto"``): on features
+             whose pairwise distances are tiny (a saturated sigmoid latent) every kernel value
+             is 1 - 1e-7, and scikit-learn's default ``tol=1e-3`` stops the solver after 0-1
+             iterations with the first ``nu * n`` points as support vectors -- an unconverged
+             fit whose ranking depends on the order of the training images.
 * ``kde``    Gaussian kernel density of the two-stage paper (Sohn et al., App. A.1 / A.4):
              features L2-normalised, gamma = 10 / (D * Var(features)), score =
              1/gamma log sum_i exp(-gamma ||x - x_i||^2). A differentiable ``torch.nn.Module`` too,
@@ -67,6 +72,11 @@ class Detector:
     def score_samples(self, X) -> np.ndarray:
         raise NotImplementedError
 
+    def fit_info(self) -> dict:
+        """How the fit went (JSON-able): settings resolved, convergence, what is off."""
+        return {"detector": self.name, "converged": bool(getattr(self, "converged_", True)),
+                "problem": getattr(self, "problem_", None)}
+
     def threshold(self, quantile: float = 0.1, X=None) -> float:
         """Normality threshold leaving ``quantile`` of the training scores below it."""
         s = self.train_scores_ if X is None else self.score_samples(X)
@@ -85,25 +95,94 @@ def _gamma(v):
     return (v == "auto") or (isinstance(v, Real) and v > 0), "'auto' or a positive number"
 
 
+NU_SLACK = 0.05  # a converged OC-SVM leaves about nu of its training points outside
+
+
+def kernel_spread(X: np.ndarray, gamma: float, n_pairs: int = 4000, seed: int = 0) -> float:
+    """Median of ``1 - k(x_i, x_j)`` over random training pairs (RBF kernel): how far the
+    kernel values are from 1, i.e. the scale of the OC-SVM's dual gradient."""
+    rng = np.random.default_rng(seed)
+    n = len(X)
+    i, j = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
+    keep = i != j
+    if not keep.any():
+        return 0.0
+    d2 = ((X[i[keep]] - X[j[keep]]) ** 2).sum(1)
+    return float(np.median(-np.expm1(-gamma * d2)))
+
+
 class OCSVM(Detector):
-    """One-class SVM with RBF kernel; ``gamma="auto"`` = 1 / #features (paper Sec. 4.1.2)."""
+    """One-class SVM with RBF kernel; ``gamma="auto"`` = 1 / #features (paper Sec. 4.1.2).
+
+    ``tol="auto"``: ``min(1e-3, 1e-3 * kernel_spread)``, so the solver's stopping criterion
+    is as strict relative to the kernel's variation as scikit-learn's default is for a
+    well-spread kernel (spread ~ 1). ``max_iter`` bounds the solver. ``standardize``
+    (off by default, the paper's setting) scales every feature to unit variance first.
+    After ``fit``: ``tol_``, ``kernel_spread_``, ``n_iter_``, ``train_outlier_fraction_``
+    (share of training points with a negative decision value; about ``nu`` when the
+    solver converged), ``converged_`` and ``problem_``.
+    """
 
     name = "ocsvm"
-    _constraints = {"nu": _nu, "gamma": _gamma}
+    _constraints = {"nu": _nu, "gamma": _gamma,
+                    "tol": lambda v: ((v == "auto") or (isinstance(v, Real) and v > 0),
+                                      "'auto' or a positive number"),
+                    "max_iter": lambda v: (isinstance(v, int) and (v > 0 or v == -1),
+                                           "a positive int or -1 (no limit)"),
+                    "standardize": lambda v: (isinstance(v, bool), "a bool")}
 
-    def __init__(self, *, nu: float = 0.1, gamma: float | str = "auto") -> None:
+    def __init__(self, *, nu: float = 0.1, gamma: float | str = "auto",
+                 tol: float | str = "auto", max_iter: int = 10_000_000,
+                 standardize: bool = False) -> None:
         self.nu = nu
         self.gamma = gamma
+        self.tol = tol
+        self.max_iter = max_iter
+        self.standardize = standardize
+
+    def _prep(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) / self.scale_ if self.standardize else X
 
     def _fit(self, X):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import OneClassSVM
 
+        if self.standardize:
+            self.mean_ = X.mean(0)
+            self.scale_ = np.where(X.std(0) > 1e-12, X.std(0), 1.0)
+        X = self._prep(X)
         self.gamma_ = 1.0 / X.shape[1] if self.gamma == "auto" else float(self.gamma)
-        self.model_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma_).fit(X)
+        self.kernel_spread_ = kernel_spread(X, self.gamma_)
+        self.tol_ = min(1e-3, 1e-3 * max(self.kernel_spread_, 1e-15)) \
+            if self.tol == "auto" else float(self.tol)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            self.model_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma_,
+                                      tol=self.tol_, max_iter=self.max_iter).fit(X)
+        hit_limit = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        self.n_iter_ = int(np.sum(getattr(self.model_, "n_iter_", [0])))
         self.train_scores_ = self.model_.decision_function(X)
+        self.train_outlier_fraction_ = float(np.mean(self.train_scores_ < 0))
+        off = abs(self.train_outlier_fraction_ - self.nu) > NU_SLACK
+        self.converged_ = not hit_limit and not off
+        self.problem_ = None
+        if hit_limit:
+            self.problem_ = f"the solver stopped at max_iter={self.max_iter}"
+        elif off:
+            self.problem_ = (f"{100 * self.train_outlier_fraction_:.0f} % of the training "
+                             f"points lie outside the boundary, nu = {100 * self.nu:.0f} %")
 
     def score_samples(self, X) -> np.ndarray:
-        return self.model_.decision_function(_as_numpy(X))
+        return self.model_.decision_function(self._prep(_as_numpy(X)))
+
+    def fit_info(self) -> dict:
+        return {**super().fit_info(), "nu": self.nu, "gamma": self.gamma_, "tol": self.tol_,
+                "kernel_spread": self.kernel_spread_, "n_iter": self.n_iter_,
+                "n_support": int(len(self.model_.support_)),
+                "train_outlier_fraction": self.train_outlier_fraction_,
+                "standardize": self.standardize}
 
 
 class GDE(Detector):
@@ -120,7 +199,19 @@ class GDE(Detector):
         cov = np.cov(X - self.mean_, rowvar=False) + self.reg * np.eye(X.shape[1])
         self.precision_ = np.linalg.pinv(cov)
         sign, self.logdet_ = np.linalg.slogdet(cov)
+        eig = np.linalg.eigvalsh(cov)
+        self.condition_ = float(eig.max() / max(eig.min(), 1e-300))
+        raw = eig - self.reg  # the data's own covariance spectrum
+        empty = int(np.sum(raw <= 1e-10 * max(float(raw.max()), 1e-300)))
         self.train_scores_ = self.score_samples(X)
+        self.converged_ = empty == 0
+        self.problem_ = None if self.converged_ else (
+            f"the covariance is ill-conditioned: {empty} of {len(eig)} feature directions "
+            f"hold no variance (only the regulariser {self.reg:g} keeps it invertible, "
+            f"condition number {self.condition_:.1e})")
+
+    def fit_info(self) -> dict:
+        return {**super().fit_info(), "reg": self.reg, "condition": self.condition_}
 
     def score_samples(self, X) -> np.ndarray:
         d = _as_numpy(X) - self.mean_
@@ -198,9 +289,17 @@ class KDE(Detector):
             bank = nn.functional.normalize(bank, dim=1)
         var = float(bank.var(unbiased=False)) if bank.numel() > 1 else 1.0
         d = bank.shape[1]
+        self.var_ = var
         self.gamma_ = 10.0 / (d * max(var, 1e-12)) if self.gamma == "auto" else float(self.gamma)
         self.module_ = KDEModule(bank, self.gamma_, self.normalize)
         self.train_scores_ = self.score_samples(X)
+        self.converged_ = var > 1e-12
+        self.problem_ = None if self.converged_ else (
+            "the features have no variance (collapsed): the density is flat")
+
+    def fit_info(self) -> dict:
+        return {**super().fit_info(), "gamma": self.gamma_, "feature_var": self.var_,
+                "bandwidth": float(np.sqrt(1.0 / (2.0 * self.gamma_)))}
 
     def score_samples(self, X) -> np.ndarray:
         with torch.no_grad():

@@ -16,6 +16,7 @@ Heatmaps are overlaid on the images on the server (:func:`overlay`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -84,6 +85,30 @@ class ScoreModel(nn.Module):
         return self.head(self.features(x)).to(torch.float64)
 
 
+class _Signed(nn.Module):
+    """``sign * model(x)``: the explainer flips it to explain the anomaly score."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+        self.sign = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out if self.sign == 1.0 else -out
+
+
+def completeness_error(delta, score, base_score) -> np.ndarray:
+    """IG's completeness error per image: ``|sum(attr) - (score - score(baseline))|`` over
+    ``|score - score(baseline)|``, the latter floored at a tenth of the batch's largest
+    difference (an image that scores almost like the black baseline would otherwise turn a
+    negligible absolute error into a huge relative one)."""
+    d = np.abs(np.asarray(delta, np.float64))
+    diff = np.abs(np.asarray(score, np.float64) - np.asarray(base_score, np.float64))
+    floor = max(0.1 * float(diff.max()) if diff.size else 0.0, 1e-12)
+    return d / np.maximum(diff, floor)
+
+
 def default_cam_layer(layers: list[tuple[str, nn.Module, int]]) -> str:
     """The deepest convolution whose output is at least 8 x 8."""
     ok = [name for name, _, size in layers if size >= MIN_CAM_SIZE]
@@ -106,7 +131,7 @@ class Explainer:
                             f"of {', '.join(heads)}")
         self.method = method
         self.head = head
-        self.model = method.score_model(head).eval()
+        self.model = _Signed(method.score_model(head)).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.layers = method.cam_layers()
@@ -118,20 +143,35 @@ class Explainer:
             return torch.device("cpu")
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The normality score (whatever is being explained)."""
         with torch.no_grad():
-            return self.model(x.to(self._device())).cpu()
+            return self.model.inner(x.to(self._device())).cpu()
 
-    def integrated_gradients(self, x: torch.Tensor, n_steps: int = 64, baseline=None):
-        """Returns ``(attributions like x, delta per image, score(x), score(baseline))``."""
+    def integrated_gradients(self, x: torch.Tensor, n_steps: int = 64, baseline=None,
+                             tolerance: float = 0.05, max_steps: int = 1024):
+        """Returns ``(attributions like x, delta per image, score(x), score(baseline))``.
+
+        Adaptive: the number of integration steps doubles from ``n_steps`` (up to
+        ``max_steps``) until every image's completeness error, :func:`completeness_error`,
+        is within ``tolerance`` (a steep score along the path from the black baseline --
+        a sigmoid latent switching -- needs more steps). ``steps_used_`` says how many."""
         from captum.attr import IntegratedGradients
 
         x = self._check(x).to(self._device())
         base = torch.zeros_like(x) if baseline is None else baseline.to(x)
+        s, sb = self.score(x), self.score(base)
         ig = IntegratedGradients(self.model)
-        attr, delta = ig.attribute(x, baselines=base, n_steps=n_steps,
-                                   internal_batch_size=max(1, 512 // max(1, len(x))) * len(x),
-                                   return_convergence_delta=True)
-        return attr.detach().cpu(), delta.detach().cpu(), self.score(x), self.score(base)
+        n = max(2, int(n_steps))
+        while True:
+            attr, delta = ig.attribute(x, baselines=base, n_steps=n,
+                                       internal_batch_size=max(1, 512 // max(1, len(x))) *
+                                       len(x), return_convergence_delta=True)
+            delta = delta.detach().cpu()
+            if completeness_error(delta, s, sb).max() <= tolerance or n >= max_steps:
+                break
+            n = min(2 * n, max_steps)
+        self.steps_used_ = n
+        return attr.detach().cpu(), delta, s, sb
 
     def gradcam(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
         """GradCAM heatmaps ``N x 1 x H x W`` (ReLU of the gradient-weighted map)."""
@@ -149,6 +189,70 @@ class Explainer:
         cam = LayerAttribution.interpolate(cam.to(torch.float32), tuple(x.shape[-2:]),
                                            interpolate_mode="bilinear")
         return cam.detach().cpu()
+
+    def cam_is_informative(self, x: torch.Tensor, layer: str) -> bool:
+        """False when the layer's GradCAM maps of ``x`` are all constant (e.g. all zero, or
+        a 1 x 1 map up-sampled): such a layer shows nothing and is not offered."""
+        cam = self.gradcam(x, layer).flatten(1)
+        return bool((cam.max(1).values - cam.min(1).values > 1e-12 *
+                     cam.abs().max().clamp_min(1e-30)).any() and cam.abs().max() > 0)
+
+    def informative_layers(self, x: torch.Tensor) -> list[str]:
+        """The GradCAM layers whose maps of ``x`` are not constant."""
+        return [n for n, _, _ in self.layers if self.cam_is_informative(x, n)]
+
+    def explain(self, x: torch.Tensor, threshold: float | None = None, target: str = "auto",
+                n_steps: int = 64, layer: str | None = None,
+                score_spread: float | None = None) -> dict:
+        """IG and GradCAM of each image's *anomaly* score (``-normality``) if the detector
+        calls it abnormal (normality at or below ``threshold``), of its *normality* score
+        otherwise (``target="auto"``); ``"normality"`` / ``"anomaly"`` force one.
+
+        Returns arrays for display plus the checks: ``explained`` ("anomaly" / "normality"
+        per image), IG ``completeness`` error, and ``flat`` per image when the score barely
+        depends on the pixels (total |IG| below 1e-3 of ``score_spread``, the spread of the
+        run's scores; its maps then show numerical noise stretched to full colour)."""
+        x = self._check(x)
+        score = self.score(x).numpy()
+        if target == "auto":
+            abnormal = score <= threshold if threshold is not None and np.isfinite(threshold) \
+                else np.zeros(len(x), bool)
+        elif target in ("anomaly", "normality"):
+            abnormal = np.full(len(x), target == "anomaly")
+        else:
+            raise DataError(f"target must be auto, anomaly or normality, not {target!r}")
+        sign = np.where(abnormal, -1.0, 1.0)
+        attr, delta, sc, base = self.integrated_gradients(x, n_steps=n_steps)
+        # IG is linear in the explained output: IG(-f) = -IG(f)
+        ig = attr.numpy() * sign[:, None, None, None]
+        rel = completeness_error(delta, sc, base)
+        cam = None
+        if self.layers:
+            cam = np.zeros((len(x), 1, *x.shape[-2:]), np.float32)
+            for flip in (False, True):  # GradCAM is not linear: one pass per sign
+                idx = np.flatnonzero(abnormal == flip)
+                if len(idx):
+                    with self._negated(flip):
+                        cam[idx] = self.gradcam(x[torch.from_numpy(idx)], layer).numpy()
+        total = np.abs(ig).reshape(len(x), -1).sum(1)
+        spread = score_spread if score_spread and score_spread > 0 else \
+            float(np.std(score)) or 1.0
+        return {"x": x.numpy(), "ig": ig, "cam": cam, "score": score,
+                "explained": np.where(abnormal, "anomaly", "normality"),
+                "completeness": rel, "ig_steps": self.steps_used_, "ig_total": total,
+                "flat": total < 1e-3 * spread, "spread": spread}
+
+    @contextlib.contextmanager
+    def _negated(self, flip: bool):
+        """Explain ``-score`` inside the block (the anomaly score) when ``flip``."""
+        if not flip:
+            yield
+            return
+        self.model.sign = -1.0
+        try:
+            yield
+        finally:
+            self.model.sign = 1.0
 
     @staticmethod
     def _check(x) -> torch.Tensor:
@@ -169,6 +273,30 @@ def colormap(v: np.ndarray) -> np.ndarray:
     lo = np.floor(v).astype(int).clip(0, len(_CMAP) - 2)
     t = (v - lo)[..., None]
     return _CMAP[lo] * (1 - t) + _CMAP[lo + 1] * t
+
+
+def heat_magnitude(heat: np.ndarray) -> np.ndarray:
+    """``N x H x W``: |heat| summed over the channels (IG) or the map itself (GradCAM)."""
+    h = np.asarray(heat, float)
+    return np.abs(h).sum(1) if h.ndim == 4 else np.abs(h)
+
+
+def scale_heat(heat: np.ndarray, top: float | None = None) -> tuple[np.ndarray, float]:
+    """Magnitudes scaled to [0, 1] by one value for all images (``top``, default the 99th
+    percentile over every image shown), so maps of different images compare, and a map that
+    is tiny stays dark. Returns ``(scaled, top)``."""
+    m = heat_magnitude(heat)
+    if top is None:
+        top = float(np.percentile(m, 99)) if m.size else 0.0
+    if not top > 0:
+        return np.zeros_like(m), 0.0
+    return np.clip(m / top, 0, 1), top
+
+
+def colorbar(height: int, width: int = 14, top: float = 1.0) -> np.ndarray:
+    """A vertical bar of the colour map (0 at the bottom, ``top`` at the top), uint8."""
+    v = np.linspace(1, 0, height)[:, None].repeat(width, 1)
+    return np.clip(np.rint(colormap(v) * 255), 0, 255).astype(np.uint8)
 
 
 def normalise_heat(heat: np.ndarray, signed: bool = False) -> np.ndarray:

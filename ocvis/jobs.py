@@ -108,6 +108,7 @@ class Job:
     history: list[dict] = field(default_factory=list)
     progress: dict = field(default_factory=dict)
     cancel_requested: bool = False
+    background: bool = False  # queued by ocvis itself (a projection after training)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -268,9 +269,14 @@ class JobManager:
     # -- submitting ---------------------------------------------------------------------
     def submit(self, kind: str, title: str, target: str | None = None,
                params: dict | None = None, stages: tuple[str, ...] = (),
-               run_id: str | None = None) -> Job:
+               run_id: str | None = None, background: bool = False) -> Job:
         """Queue ``target(params, hooks, store)`` (``"module:function"``, default the
-        dashboard's function for ``kind``); its return value becomes ``job.result``."""
+        dashboard's function for ``kind``); its return value becomes ``job.result``.
+
+        A ``background`` job (ocvis's own, e.g. the projection queued after training) waits
+        behind every user job, and a user job submitted while one runs preempts it: the
+        worker is restarted and the background job queued again, so a click on Start never
+        waits for a UMAP of someone else's run."""
         target = target or TARGETS.get(kind)
         if not target:
             raise OcvisError(f"no job function for kind {kind!r}")
@@ -279,11 +285,32 @@ class JobManager:
                 raise OcvisError("the job manager has been shut down; reload the page")
             job = Job(id=f"job-{next(self._ids)}", kind=kind, title=title,
                       params=dict(params or {}), target=target, stages=tuple(stages),
-                      run_id=run_id)
+                      run_id=run_id, background=background)
             self._jobs[job.id] = job
-            self._queue.append(job)
+            if background:
+                self._queue.append(job)
+            else:  # before every background job
+                k = next((i for i, j in enumerate(self._queue) if j.background),
+                         len(self._queue))
+                self._queue.insert(k, job)
+            preempt = not background and self._current is not None and \
+                self._current.background and self._current.status == "running"
+        if preempt:
+            self._preempt()
         self._wake.set()
         return job
+
+    def _preempt(self) -> None:
+        """End the running background job by restarting the worker; queue it again."""
+        with self._lock:
+            job = self._current
+            if job is None or not job.background:
+                return
+            job._preempted = True
+            proc = self._proc
+        if proc is not None:
+            log.info("%s (background) preempted by a user job", job.id)
+            proc.kill()
 
     def _job_title(self, what: str, task_cfg: dict) -> str:
         from ocvis.data import task_label
@@ -317,7 +344,8 @@ class JobManager:
                             "overrides": dict(overrides or {}), "run_id": run_id},
                            ("pretrain",), run_id=run_id)
 
-    def submit_projection(self, run_id: str, method: str = "umap", seed: int = 0) -> Job:
+    def submit_projection(self, run_id: str, method: str = "umap", seed: int = 0,
+                          background: bool = False) -> Job:
         """Project a run's latents to 2-D (cached in the run directory). A projection of the
         same run and method that is already queued or running (e.g. the one queued right
         after training) is returned instead of queueing the same work twice."""
@@ -326,9 +354,17 @@ class JobManager:
                 if j.kind == "projection" and j.params.get("run") == run_id and \
                         j.params.get("method") == method and \
                         j.status in ("queued", "running") and not j.cancel_requested:
+                    if not background and j.background:  # a user now waits for it
+                        j.background = False
+                        if j in self._queue:
+                            self._queue.remove(j)
+                            k = next((i for i, q in enumerate(self._queue) if q.background),
+                                     len(self._queue))
+                            self._queue.insert(k, j)
                     return j
         return self.submit("projection", f"{method.upper()} of {run_id}", None,
-                           {"run": run_id, "method": method, "seed": seed})
+                           {"run": run_id, "method": method, "seed": seed},
+                           background=background)
 
     # -- reading ------------------------------------------------------------------------
     def jobs(self) -> list[Job]:
@@ -519,7 +555,8 @@ class JobManager:
         if status == "done" and job.kind == "experiment" and isinstance(result, dict):
             # the Latent page opens warm: UMAP right after training, queued
             try:
-                self.submit_projection(job.run_id, "umap", seed=int(result.get("seed", 0)))
+                self.submit_projection(job.run_id, "umap", seed=int(result.get("seed", 0)),
+                                       background=True)
             except OcvisError:
                 pass
         self._release(job)
@@ -543,6 +580,17 @@ class JobManager:
         code = proc.exitcode if proc is not None else None
         self._proc, self._conn = None, None
         job = self._current
+        if job is not None and not job.done and getattr(job, "_preempted", False):
+            with self._lock:  # back in the queue, behind the user's job
+                job._preempted = False
+                job.status, job.started, job.message = "queued", None, "waiting (preempted)"
+                job.history.clear()
+                job.progress.clear()
+                self._current = None
+                if not self.closed:
+                    self._queue.append(job)
+            self._wake.set()
+            return
         if job is not None and not job.done:
             err = (f"the job's worker process ended unexpectedly (exit code {code}); the "
                    "server is fine and the next job gets a new worker")

@@ -49,6 +49,9 @@ if unsupervised:
                "the method was trained on (labels never seen during training).")
 if mt.get("message"):
     st.warning(mt["message"])
+div = (run.get("info") or {}).get("divergence") if isinstance(run.get("info"), dict) else None
+if div:
+    st.error(f"Training of this run did not converge ({div}): its scores mean little.")
 
 # --------------------------------------------------------------------------- curves
 others = [r for r in runs if r["id"] != rid]

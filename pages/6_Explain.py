@@ -1,9 +1,10 @@
 """Explain: Integrated Gradients and GradCAM of the score through a KDE detector."""
+import numpy as np
 import streamlit as st
 
 from ocvis.ui.common import sidebar, user_errors
-from ocvis.ui.explain import (HEAD_NAMES, SOURCES, explanation_grid, heatmaps, pick_samples,
-                              png_bytes)
+from ocvis.ui.explain import (HEAD_NAMES, SOURCES, TARGETS, explanation_grid, heatmaps,
+                              pick_samples, png_bytes)
 from ocvis.ui.runs import finished_runs, run_method, run_picker
 
 st.set_page_config(page_title="ocvis · Explain", layout="wide")
@@ -35,18 +36,6 @@ if not heads:
     st.stop()
 head = c4.selectbox("Score through", heads, key="explain_head",
                     format_func=lambda h: HEAD_NAMES.get(h, h))
-with user_errors():
-    layers = [name for name, _, _ in method.cam_layers()]
-if layers:
-    from ocvis.explain import default_cam_layer
-
-    default_layer = default_cam_layer(method.cam_layers())
-    layer = c5.selectbox("GradCAM layer", layers, index=layers.index(default_layer),
-                         key="explain_layer", help="default: deepest convolution with a map "
-                                                   "of at least 8x8")
-else:
-    layer = None
-    c5.caption("GradCAM needs convolution layers (deep methods only).")
 steps = c6.select_slider("IG steps", [16, 32, 64, 128, 256], value=128, key="explain_steps")
 
 with user_errors():
@@ -55,13 +44,42 @@ if not samples:
     st.info("Nothing selected for this run: select points on the Latent space page, or "
             "choose another source.")
     st.stop()
+target = c5.selectbox("Explain", list(TARGETS), key="explain_target",
+                      format_func=TARGETS.get,
+                      help="auto: for an image the detector flags as abnormal the map shows "
+                           "what raises its anomaly score, otherwise what makes it look normal")
 with user_errors():
-    res = heatmaps(run["id"], tuple(samples), head, layer, int(steps))
-img = explanation_grid(res)
-st.image(img, caption="image | Integrated Gradients | GradCAM" if res["cam"] is not None
-         else "image | Integrated Gradients", width="content")
+    res = heatmaps(run["id"], tuple(samples), head, st.session_state.get("explain_layer"),
+                   int(steps), target)
+c7, _ = st.columns([1, 2])
+if res["layers"]:
+    layer = c7.selectbox("GradCAM layer", res["layers"], index=res["layers"].index(res["layer"]),
+                         key="explain_layer",
+                         help="convolution layers whose GradCAM maps of these images are not "
+                              "constant; default: the deepest with a map of at least 8 x 8")
+elif method.cam_layers():
+    c7.caption("No convolution layer gives a non-constant GradCAM map for these images.")
+else:
+    c7.caption("GradCAM needs convolution layers (deep methods only).")
+img, tops = explanation_grid(res)
+cols = "image | Integrated Gradients" + (" | GradCAM" if res["cam"] is not None else "")
+st.image(img, caption=f"{cols} — one colour scale per column for all rows (bar: 0 at the "
+                      "bottom, the top value below)", width="content")
+scales = [f"IG: 0 … {tops['ig']:.2e} (|attribution| per pixel)"]
+if "cam" in tops:
+    scales.append(f"GradCAM ({res['layer']}): 0 … {tops['cam']:.2e}")
+st.caption(" · ".join(scales))
+rows = [f"{i + 1}: {'anomaly' if e == 'anomaly' else 'normality'} explained, normality score "
+        f"{s:.3g}, total |IG| {t:.2e}" for i, (e, s, t) in
+        enumerate(zip(res["explained"], res["score"], res["ig_total"]))]
+st.caption(" · ".join(rows))
+flat = np.flatnonzero(res["flat"])
+if len(flat):
+    st.warning(f"Image(s) {', '.join(str(i + 1) for i in flat)}: the score barely changes with "
+               f"the pixels (total |IG| below 1/1000 of the spread of the run's scores, "
+               f"{res['spread']:.2e}); their maps show numerical noise, not evidence. A "
+               "saturated latent (e.g. a sigmoid at 0 or 1) does this.")
 worst = float(res["completeness"].max())
-st.caption(f"Scores: {', '.join(f'{s:.3f}' for s in res['score'])} · IG completeness error "
-           f"≤ {100 * worst:.1f} %")
+st.caption(f"IG completeness error ≤ {100 * worst:.1f} %")
 st.download_button("Download PNG", png_bytes(img), file_name=f"explain-{run['id']}.png",
                    mime="image/png")

@@ -22,10 +22,14 @@ def test_integrated_gradients(fitted, head):
     e = Explainer(m, head)
     attr, delta, s, sb = e.integrated_gradients(x, n_steps=64)
     assert attr.shape == x.shape and torch.isfinite(attr).all()
-    # completeness: sum of attributions = score(x) - score(baseline), within 5 %
+    # completeness: sum of attributions = score(x) - score(baseline), within 5 % of each
+    # difference (floored at a tenth of the batch's largest; completeness_error)
     total = attr.flatten(1).sum(1).double()
-    np.testing.assert_allclose(total.numpy(), (s - sb).numpy(), rtol=0.05,
-                               atol=1e-9 + 1e-3 * float((s - sb).abs().max()))
+    diff = (s - sb).numpy()
+    floor = 0.1 * np.abs(diff).max()
+    assert (np.abs(total.numpy() - diff) <= 0.05 * np.maximum(np.abs(diff), floor)).all(), \
+        (e.steps_used_, total.numpy(), diff)
+    assert 64 <= e.steps_used_ <= 1024
     assert (attr.flatten(1).abs().sum(1) > 0).all()  # gradients flow through the KDE
 
 

@@ -195,3 +195,22 @@ def test_projection_already_queued_is_followed_not_repeated(tmp_path):
     again = jm.submit_projection("r1", "pca")
     assert again is not first
     assert jm.wait(again, GENEROUS).result == [50, 2]
+
+
+def test_a_user_job_preempts_a_background_job(tmp_path):
+    """The projection ocvis queues after training must not make a click on Start wait:
+    the user's job runs first, the background job is queued again and ends later."""
+    jm = _manager(tmp_path)
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    bg = jm.submit("test", "bg", "job_targets:gated",
+                   {"started": str(started), "gate": str(gate), "value": "bg"},
+                   background=True)
+    wait_until(started.exists, what="the background job to start")
+    first_pid = int(started.read_text())
+    started.unlink()
+    user = jm.submit("test", "user", "job_targets:value", {"value": "user"})
+    assert jm.wait(user, GENEROUS).result == "user"  # without the gate: bg was preempted
+    wait_until(started.exists, what="the background job to start again")
+    assert int(started.read_text()) != first_pid and bg.status == "running"
+    gate.touch()
+    assert jm.wait(bg, GENEROUS).result == "bg"

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from ocvis.errors import OcvisError
-from ocvis.explain import Explainer, normalise_heat, overlay
+from ocvis.explain import Explainer, colorbar, overlay, scale_heat
 from ocvis.imaging import to_hwc_float
 from ocvis.ui.images import grid_hwc
 from ocvis.ui.runs import arrays, run_method, run_task
@@ -40,33 +40,69 @@ def pick_samples(run: dict, source: str, n: int) -> list[tuple[str, int]]:
     return [(s, int(i)) for s, i in sel.get("samples", [])][:n]
 
 
+TARGETS = {"auto": "anomaly score if flagged abnormal, else normality score",
+           "normality": "normality score (what makes it look normal)",
+           "anomaly": "anomaly score (what makes it look abnormal)"}
+
+
+def _threshold(run: dict, arr: dict) -> float | None:
+    """The run's decision threshold in normality units (balanced-accuracy threshold of its
+    primary score), else the 10 % quantile of the training scores."""
+    from ocvis.ui.evaluate import num
+
+    t = num((run.get("metrics") or {}).get("threshold"))
+    if t is not None:
+        return t
+    tr = arr.get("train_scores")
+    return float(np.quantile(tr, 0.1)) if tr is not None and len(tr) else None
+
+
 @st.cache_data(show_spinner="Computing Integrated Gradients and GradCAM…", max_entries=16)
-def heatmaps(run_id: str, samples: tuple, head: str, layer: str | None, n_steps: int):
-    """IG and GradCAM for the samples (cached per run, samples and settings)."""
+def heatmaps(run_id: str, samples: tuple, head: str, layer: str | None, n_steps: int,
+             target: str = "auto"):
+    """IG and GradCAM for the samples (cached per run, samples and settings), with the
+    GradCAM layers whose maps are not constant and the checks of :meth:`Explainer.explain`."""
+    from ocvis.ui.runs import run_store
+
     method = run_method(run_id)
     task = run_task(run_id)
+    arr = arrays(run_id)
     import torch
 
     x = torch.stack([task.x_train[i] if s == "train" else task.x_test[i] for s, i in samples])
     e = Explainer(method, head)
-    attr, delta, score, base = e.integrated_gradients(x, n_steps=n_steps)
-    cam = e.gradcam(x, layer) if e.layers else None
-    rel = (delta.abs() / (score - base).abs().clamp_min(1e-12)).numpy()
-    return {"x": x.numpy(), "ig": attr.numpy(), "cam": None if cam is None else cam.numpy(),
-            "score": score.numpy(), "completeness": rel,
-            "layers": [n for n, _, _ in e.layers]}
+    layers = e.informative_layers(x) if e.layers else []
+    if layer not in layers:  # the deepest informative one with a map of 8 x 8 or more
+        big = [n for n, _, size in e.layers if n in layers and size >= 8]
+        layer = big[-1] if big else (layers[-1] if layers else None)
+    if e.layers and layer is None:
+        e.layers = []  # no layer shows anything for these images
+    scores = np.asarray(arr.get("test_scores", []), float)
+    spread = float(np.subtract(*np.percentile(scores, [75, 25]))) if len(scores) else None
+    res = e.explain(x, threshold=_threshold(run_store().read(run_id), arr), target=target,
+                    n_steps=n_steps, layer=layer, score_spread=spread)
+    res.update(layers=layers, layer=layer)
+    return res
 
 
-def explanation_grid(res: dict, scale: int = 4) -> np.ndarray:
-    """Rows of image | IG overlay | GradCAM overlay."""
+def explanation_grid(res: dict, scale: int = 4) -> tuple[np.ndarray, dict]:
+    """Rows of image | IG overlay | GradCAM overlay, each map kind on one colour scale for
+    all rows (a colour bar at the right); returns the picture and the scales' tops."""
     x = res["x"]
     img = np.clip(np.rint(to_hwc_float(x) * 255), 0, 255).astype(np.uint8)
     img = img.repeat(scale, 1).repeat(scale, 2)
-    cols = [img, overlay(x, normalise_heat(res["ig"]), scale=scale)]
+    ig, ig_top = scale_heat(res["ig"])
+    cols, tops = [img, overlay(x, ig, scale=scale)], {"ig": ig_top}
     if res["cam"] is not None:
-        cols.append(overlay(x, normalise_heat(res["cam"]), scale=scale))
+        cam, cam_top = scale_heat(res["cam"])
+        cols.append(overlay(x, cam, scale=scale))
+        tops["cam"] = cam_top
     tiles = np.stack(cols, 1).reshape(-1, *img.shape[1:])
-    return grid_hwc(tiles, ncols=len(cols), pad=3)
+    grid = grid_hwc(tiles, ncols=len(cols), pad=3)
+    bar = colorbar(grid.shape[0] - 6)
+    pad = np.full((grid.shape[0], bar.shape[1] + 9, 3), 255, np.uint8)
+    pad[3:3 + bar.shape[0], 6:6 + bar.shape[1]] = bar
+    return np.concatenate([grid, pad], 1), tops
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -1,0 +1,80 @@
+"""Browser screenshots of the dashboard for the notes (headless Chromium, a real server).
+
+    OCVIS_DATA_ROOT=../shared/datasets python bench/screenshots.py split-mnist3 reload OUTDIR
+
+* ``split-mnist3``: the Split page after training the splitting autoencoder on MNIST class 3
+  (4,000 images, cpu preset): SSIM range, contrast, galleries, originals vs reconstructions.
+* ``reload``: a CAE run started on the Train page (Fashion-MNIST class 7 remembered as the
+  task), the page reloaded while it trains: the task and the running job are still shown.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_utils import browser, sidebar_link, streamlit_server, wait_for_app  # noqa: E402
+
+
+def _open(page, server, path: str, heading: str) -> None:
+    page.goto(str(server))
+    wait_for_app(page)
+    sidebar_link(page, path).click()
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
+    wait_for_app(page)
+
+
+def split_mnist3(page, server, out: Path) -> None:
+    _open(page, server, "Split", "Intra-class split")
+    page.get_by_role("button", name="Train splitting autoencoder").click()
+    page.get_by_text("Original vs reconstruction").first.wait_for(timeout=1_800_000)
+    wait_for_app(page)
+    time.sleep(2)  # a screenshot, not a test: let images decode
+    page.screenshot(path=str(out / "split_mnist3.png"), full_page=True)
+
+
+def reload_during_training(page, server, out: Path) -> None:
+    _open(page, server, "Train", "Train")
+    page.get_by_role("combobox").first.click()
+    page.get_by_role("option", name="CAE", exact=False).first.click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("running", exact=False).first.wait_for(timeout=300_000)
+    time.sleep(15)  # some steps on the chart
+    page.reload()
+    wait_for_app(page)
+    page.get_by_text("running", exact=False).first.wait_for(timeout=120_000)
+    time.sleep(3)
+    page.screenshot(path=str(out / "train_after_reload.png"), full_page=True)
+    page.get_by_role("button", name="Cancel").first.click()
+
+
+SCENES = {"split-mnist3": ({"dataset": "mnist", "normal": [3], "n_train": 4000}, split_mnist3),
+          "reload": ({"dataset": "fashion-mnist", "normal": [7], "n_train": 4000},
+                     reload_during_training)}
+
+
+def main(argv: list[str]) -> int:
+    *scenes, out = argv
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in scenes:
+        task, fn = SCENES[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = Path(tmp) / "runs"
+            runs.mkdir()
+            full = {"protocol": "one-class", "ratio": 10.0, "seed": 0, **task}
+            (runs / ".ui_state.json").write_text(json.dumps({"task": full}))
+            with streamlit_server(Path(tmp)) as server, browser() as b:
+                page = b.new_page(viewport={"width": 1400, "height": 1100})
+                fn(page, server, out)
+                print(f"{name}: done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
