@@ -259,6 +259,7 @@ class JobManager:
         self._conn = None
         self._send_lock = threading.Lock()
         self._current: Job | None = None
+        self._idle_busy = False  # the worker does idle work (UMAP compile, old projections)
         _MANAGERS.add(self)
         self._supervisor = threading.Thread(target=self._supervise, name="ocvis-jobs",
                                             daemon=True)
@@ -489,6 +490,13 @@ class JobManager:
             if closed and self._current is None:
                 self._stop_worker()
                 return
+            if nxt is not None and self._idle_busy and self._proc is not None:
+                # the worker is compiling UMAP or projecting an old run while idle: a user
+                # job must not wait for that (it cannot be interrupted): a fresh worker
+                log.info("restarting the worker busy with idle work for %s", nxt.id)
+                self._proc.kill()
+                self._proc.join(10)
+                self._proc, self._conn, self._idle_busy = None, None, False
             if nxt is not None or (self._warm and self._proc is None and not closed):
                 if self._proc is None or not self._proc.is_alive():
                     try:
@@ -527,6 +535,9 @@ class JobManager:
         job = self._jobs.get(job_id) if job_id else None
         if kind == "idle_swept":
             self.idle_swept.set()
+            return
+        if kind == "idle":
+            self._idle_busy = bool(msg[2])
             return
         if job is None:
             return
@@ -746,6 +757,7 @@ def worker_main(conn, torch_threads: int, store_root: str, warm: bool, idle: boo
         try:
             msg = inbox.get(timeout=None if umap_ready and swept else idle_seconds)
         except queue.Empty:  # idle: compile UMAP now rather than on the Latent page
+            send(("idle", None, True))  # the manager may restart us for a user job
             if not umap_ready:
                 umap_ready = True
                 try:
@@ -758,6 +770,7 @@ def worker_main(conn, torch_threads: int, store_root: str, warm: bool, idle: boo
                 swept = not _project_idle_run(store, tried, method)
                 if swept:
                     send(("idle_swept", None))
+            send(("idle", None, False))
             continue
         if msg[0] == "stop":
             return

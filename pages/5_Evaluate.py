@@ -49,7 +49,16 @@ if unsupervised:
                "the method was trained on (labels never seen during training).")
 if mt.get("message"):
     st.warning(mt["message"])
-div = (run.get("info") or {}).get("divergence") if isinstance(run.get("info"), dict) else None
+info = run.get("info") if isinstance(run.get("info"), dict) else {}
+det = info.get("detector") if isinstance(info.get("detector"), dict) else {}
+if det and not det.get("converged", True):
+    st.warning(f"The {det.get('detector', 'detector')} fit of this run is not trustworthy: "
+               f"{det.get('problem')}.")
+elif det.get("train_outlier_fraction") is not None:
+    st.caption(f"OC-SVM: {100 * det['train_outlier_fraction']:.1f} % of the training points "
+               f"outside the boundary (nu = {100 * det.get('nu', 0):.0f} %), "
+               f"{det.get('n_iter')} solver iterations, tol {det.get('tol', 0):.1e}.")
+div = info.get("divergence")
 if div:
     st.error(f"Training of this run did not converge ({div}): its scores mean little.")
 

@@ -74,3 +74,46 @@ def test_overlay_image(fitted):
     heat = normalise_heat(np.random.default_rng(0).random((8, 1, 32, 32)))
     img = overlay(x, heat, scale=2)
     assert img.shape == (8, 64, 64, 3) and img.dtype == np.uint8
+
+
+def test_flat_gradient_warning_for_a_saturated_model_not_a_healthy_one(fitted):
+    """Saturating the encoder's sigmoid (its last convolution's weights x 1000) makes the
+    KDE score flat in the pixels: every explained image is flagged; the fitted model is not."""
+    import copy
+
+    m, x = fitted
+    task = make_task("digits", "one-class", 0)
+    spread = float(np.subtract(*np.percentile(m.score_samples(task.x_test), [75, 25])))
+    healthy = Explainer(m, "kde").explain(x, score_spread=spread, n_steps=64)
+    assert not healthy["flat"].any(), healthy["ig_total"]
+
+    sat = copy.deepcopy(m)
+    with torch.no_grad():
+        conv = sat.model_.encoder.conv6
+        conv.weight.mul_(1000.0)
+        conv.bias.mul_(1000.0)
+    sat.train_features_ = sat.embed(task.x_train)
+    sat._fit_detector()
+    z = sat.train_features_
+    assert ((z < 0.02) | (z > 0.98)).mean() > 0.9  # saturated
+    s_spread = float(np.subtract(*np.percentile(sat.score_samples(task.x_test), [75, 25])))
+    flat = Explainer(sat, "kde").explain(x, score_spread=max(s_spread, spread), n_steps=64)
+    assert flat["flat"].all(), flat["ig_total"]
+
+
+def test_explain_auto_target_and_informative_layers(fitted):
+    m, x = fitted
+    e = Explainer(m, "kde")
+    s = e.score(x).numpy()
+    thr = float(np.median(s))
+    res = e.explain(x, threshold=thr, n_steps=32)
+    assert list(res["explained"]) == ["anomaly" if v <= thr else "normality" for v in s]
+    forced = e.explain(x, target="normality", n_steps=32)
+    flip = res["explained"] == "anomaly"
+    np.testing.assert_allclose(res["ig"][flip], -forced["ig"][flip], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(res["ig"][~flip], forced["ig"][~flip], rtol=1e-5, atol=1e-9)
+    layers = e.informative_layers(x)
+    assert layers and set(layers) <= {n for n, _, _ in e.layers}
+    for name in layers:
+        cam = e.gradcam(x, name).flatten(1)
+        assert (cam.max(1).values > cam.min(1).values).any()

@@ -214,3 +214,16 @@ def test_a_user_job_preempts_a_background_job(tmp_path):
     assert int(started.read_text()) != first_pid and bg.status == "running"
     gate.touch()
     assert jm.wait(bg, GENEROUS).result == "bg"
+
+
+def test_a_user_job_does_not_wait_for_idle_work(tmp_path, monkeypatch):
+    """While idle, the worker compiles UMAP (half a minute, not interruptible); a job
+    submitted meanwhile gets a fresh worker instead of waiting for the compile."""
+    monkeypatch.setenv("OCVIS_UMAP_WARMUP", "1")
+    monkeypatch.setenv("OCVIS_IDLE_SECONDS", "0.1")
+    jm = _manager(tmp_path, warm=True)
+    wait_until(lambda: jm._idle_busy, what="the worker to start its idle work")
+    busy_pid = jm.worker_pids[-1]
+    job = jm.wait(jm.submit("test", "pid", "job_targets:pid"), GENEROUS)
+    assert job.status == "done" and job.result != busy_pid
+    assert len(jm.worker_pids) == 2

@@ -115,13 +115,26 @@ def test_cli_run_and_bench(tmp_path):
                            capture_output=True, text=True, check=True)
     assert "AUROC" not in again.stdout  # every row present: nothing re-run
     assert (tmp_path / "t.csv").read_text().splitlines() == lines
-    assert len(RunStore(tmp_path / "runs").list()) == 1  # bench keeps no runs by default
+    # bench keeps every row's run (features, scores), named in the table
+    rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+    ids = {r["run_id"] for r in rows if r["normal_class"] != "mean"}
+    assert len(ids) == 4 and ids <= {r["id"] for r in RunStore(tmp_path / "runs").list()}
+    assert {r["detector_ok"] for r in rows if r["normal_class"] != "mean"} == {"1"}
     subprocess.run([sys.executable, "-m", "ocvis", "bench", "--methods", "pca",
                     "--dataset", "digits", "--classes", "2", "--out-dir", str(tmp_path),
-                    "--name", "t", "--store"], cwd=ROOT, env=env, check=True,
+                    "--name", "t", "--no-store"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    stored = RunStore(tmp_path / "runs").list()
-    assert len(stored) == 2 and {r["method"] for r in stored} == {"pca"}
+    assert len(RunStore(tmp_path / "runs").list()) == 5  # --no-store kept none
+    # rescore: the detector re-fitted on the stored features, without retraining
+    before = {(r["method"], r["normal_class"]): r for r in rows}
+    out = subprocess.run([sys.executable, "-m", "ocvis", "rescore", str(tmp_path / "t.csv"),
+                          "--set", "detector=kde"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "re-scored 4 row(s)" in out
+    after = {(r["method"], r["normal_class"]): r
+             for r in csv.DictReader(open(tmp_path / "t.csv"))}
+    assert after[("pca", "0")]["auroc"] != before[("pca", "0")]["auroc"]
+    assert after[("pca", "2")]["run_id"] == ""  # the --no-store row is left as it was
     bad = subprocess.run([sys.executable, "-m", "ocvis", "run", "--dataset", "nope"],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown dataset" in bad.stderr

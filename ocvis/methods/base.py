@@ -67,6 +67,8 @@ class DetectorConfig(BaseConfig):
     detector: str = option("ocsvm", "one-class detector on the features",
                            choices=("ocsvm", "kde", "gde", "iforest"))
     nu: float = option(0.1, "OC-SVM nu (ICS paper Sec. 4.1.2: 0.1)", min=0.001, max=1.0)
+    standardize: bool = option(False, "OC-SVM: scale every feature to unit variance first "
+                                      "(not in the paper; helps saturated latents)")
 
 
 def config_to_dict(cfg) -> dict:
@@ -358,7 +360,8 @@ class FeatureMethod(Method):
     def make_detector(self) -> Detector:
         c = self.config
         if c.detector == "ocsvm":
-            return make_detector("ocsvm", nu=c.nu, gamma="auto")
+            return make_detector("ocsvm", nu=c.nu, gamma="auto",
+                                 standardize=bool(getattr(c, "standardize", False)))
         if c.detector == "iforest":
             return make_detector("iforest", random_state=int(c.seed))
         return make_detector(c.detector)

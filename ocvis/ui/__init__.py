@@ -14,7 +14,10 @@ import pandas  # noqa: F401
 # change once it listens: the script-level .streamlit/config.toml (read by Streamlit >= 1.46
 # wherever it starts) keeps it on localhost.
 SAFE_CLIENT_SETTINGS = {"client.showErrorDetails": "none", "browser.gatherUsageStats": False,
-                        "client.showSidebarNavigation": False}
+                        "client.showSidebarNavigation": False,
+                        # a full gc.collect(2) after every fragment rerun was most of the
+                        # server's CPU while a job panel refreshed (bench_live_page.py)
+                        "runner.postScriptGC": False}
 
 
 def apply_safe_settings() -> list[str]:

@@ -11,9 +11,10 @@ import streamlit as st
 from ocvis.train import divergence
 from ocvis.ui.figures import loss_figure
 
-REFRESH_SECONDS = 1.0
+REFRESH_SECONDS = 1.0        # the status line and progress bar
+CHART_REFRESH_SECONDS = 1.5  # the loss chart: each redraw costs the browser a re-render
 FIRST_POINT_REFRESH_SECONDS = 0.5  # a job that has no point yet: show its first one quickly
-MAX_CHART_POINTS = 600             # per curve: enough for the shape, cheap to send
+MAX_CHART_POINTS = 300       # per curve: enough for the shape, cheap to draw
 
 
 @st.cache_resource(show_spinner=False, validate=lambda jm: not jm.closed)
@@ -69,17 +70,11 @@ def thin_history(history: list[dict], max_points: int = MAX_CHART_POINTS) -> lis
     return out
 
 
-def render_job(job, key: str) -> None:
-    """Progress bar, status, loss curves and a Cancel button for ``job``."""
+def render_status(job, key: str) -> None:
+    """Title with the status line, progress bar, Cancel button / outcome of ``job``."""
     view = job.view()
     st.markdown(f"{job.title} — {job_status_line(view)}")
     st.progress(min(1.0, max(0.0, view["fraction"])), text=view["message"] or view["status"])
-    full = list(job.history)
-    st.plotly_chart(loss_figure(thin_history(full)), width="stretch", key=f"{key}-loss")
-    div = divergence(full)
-    if div:
-        st.warning(f"The loss looks diverged: {div}. Consider cancelling and lowering the "
-                   "learning rate.")
     if view["status"] in ("queued", "running"):
         if st.button("Cancel", key=f"{key}-cancel-{job.id}", type="secondary",
                      disabled=view["cancel_requested"]):
@@ -91,29 +86,60 @@ def render_job(job, key: str) -> None:
         st.warning(f"Cancelled. {view['message']}")
 
 
+def render_chart(job, key: str) -> None:
+    """The loss curves of ``job`` (thinned) and a divergence warning."""
+    full = list(job.history)
+    st.plotly_chart(loss_figure(thin_history(full)), width="stretch", key=f"{key}-loss")
+    div = divergence(full)
+    if div:
+        st.warning(f"The loss looks diverged: {div}. Consider cancelling and lowering the "
+                   "learning rate.")
+
+
+def render_job(job, key: str) -> None:
+    """Status and chart of ``job`` (static: no refresh)."""
+    render_status(job, key)
+    render_chart(job, key)
+
+
 def live_job(job_id: str | None, key: str, on_done=None) -> None:
-    """A fragment that redraws ``job_id`` every second while it runs; when it ends, the
-    whole page reruns once so results below the panel appear."""
-
+    """Two fragments for ``job_id``: the status every second, the loss chart every
+    :data:`CHART_REFRESH_SECONDS` (each redraw costs the browser a Plotly re-render, the
+    dominant cost of an open page); both every half second until the first point arrives,
+    then the page reruns once at the calmer pace. When the job ends the page reruns once so
+    results below the panel appear, and the panel stops polling."""
     job0 = job_manager().get(job_id) if job_id else None
-    waiting_first = job0 is not None and not job0.done and not job0.history
-    every = FIRST_POINT_REFRESH_SECONDS if waiting_first else REFRESH_SECONDS
+    running = job0 is not None and not job0.done
+    first = running and not job0.history
+    status_every = (FIRST_POINT_REFRESH_SECONDS if first else REFRESH_SECONDS) if running \
+        else None
+    chart_every = (FIRST_POINT_REFRESH_SECONDS if first else CHART_REFRESH_SECONDS) \
+        if running else None
 
-    @st.fragment(run_every=every if job0 is not None and not job0.done else None)
-    def _panel():
+    @st.fragment(run_every=status_every)
+    def _status():
         job = job_manager().get(job_id) if job_id else None
         if job is None:
             st.info("No job yet.")
             return
-        render_job(job, key)
+        render_status(job, key)
         done_key = f"{key}-seen-done-{job.id}"
         if job.done and not st.session_state.get(done_key):
             st.session_state[done_key] = True
             if on_done is not None:
                 on_done(job)
             st.rerun()
+        elif first and job.history:  # the first point: slow down to the normal pace
+            st.rerun()
 
-    _panel()
+    @st.fragment(run_every=chart_every)
+    def _chart():
+        job = job_manager().get(job_id) if job_id else None
+        if job is not None:
+            render_chart(job, key)
+
+    _status()
+    _chart()
 
 
 def queue_summary() -> None:
