@@ -27,6 +27,9 @@ from ocvis.detectors import GDE, KDE, OCSVM
 from ocvis.errors import DataError
 
 MIN_CAM_SIZE = 8
+#: a score whose gradient (L1 over the pixels) is below this fraction of the spread of the
+#: run's scores is flat in the pixels: its maps show numerical noise, not evidence
+FLAT_GRADIENT = 1e-3
 
 
 class OCSVMModule(nn.Module):
@@ -210,8 +213,11 @@ class Explainer:
 
         Returns arrays for display plus the checks: ``explained`` ("anomaly" / "normality"
         per image), IG ``completeness`` error, and ``flat`` per image when the score barely
-        depends on the pixels (total |IG| below 1e-3 of ``score_spread``, the spread of the
-        run's scores; its maps then show numerical noise stretched to full colour)."""
+        depends on the pixels near the image: the L1 norm of its gradient is below
+        :data:`FLAT_GRADIENT` of ``score_spread`` (the spread of the run's scores); GradCAM
+        and any gradient map then show numerical noise stretched to full colour. (IG may
+        still be large: it integrates from a black image, across a saturated layer's
+        transition.)"""
         x = self._check(x)
         score = self.score(x).numpy()
         if target == "auto":
@@ -235,12 +241,22 @@ class Explainer:
                     with self._negated(flip):
                         cam[idx] = self.gradcam(x[torch.from_numpy(idx)], layer).numpy()
         total = np.abs(ig).reshape(len(x), -1).sum(1)
+        grad = self.gradient_norm(x)
         spread = score_spread if score_spread and score_spread > 0 else \
             float(np.std(score)) or 1.0
         return {"x": x.numpy(), "ig": ig, "cam": cam, "score": score,
                 "explained": np.where(abnormal, "anomaly", "normality"),
                 "completeness": rel, "ig_steps": self.steps_used_, "ig_total": total,
-                "flat": total < 1e-3 * spread, "spread": spread}
+                "gradient": grad, "flat": grad < FLAT_GRADIENT * spread, "spread": spread}
+
+    def gradient_norm(self, x: torch.Tensor) -> np.ndarray:
+        """Per image, the L1 norm of the score's gradient at the image: by how much the
+        score can change, to first order, when every pixel moves by its full range."""
+        x = self._check(x).to(self._device()).detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = self.model.inner(x)
+            (g,) = torch.autograd.grad(out.sum(), x)
+        return g.detach().abs().flatten(1).sum(1).cpu().numpy().astype(np.float64)
 
     @contextlib.contextmanager
     def _negated(self, flip: bool):

@@ -70,15 +70,16 @@ if "cam" in tops:
     scales.append(f"GradCAM ({res['layer']}): 0 … {tops['cam']:.2e}")
 st.caption(" · ".join(scales))
 rows = [f"{i + 1}: {'anomaly' if e == 'anomaly' else 'normality'} explained, normality score "
-        f"{s:.3g}, total |IG| {t:.2e}" for i, (e, s, t) in
-        enumerate(zip(res["explained"], res["score"], res["ig_total"]))]
+        f"{s:.3g}, |gradient| {g:.1e}, total |IG| {t:.1e}" for i, (e, s, g, t) in
+        enumerate(zip(res["explained"], res["score"], res["gradient"], res["ig_total"]))]
 st.caption(" · ".join(rows))
 flat = np.flatnonzero(res["flat"])
 if len(flat):
     st.warning(f"Image(s) {', '.join(str(i + 1) for i in flat)}: the score barely changes with "
-               f"the pixels (total |IG| below 1/1000 of the spread of the run's scores, "
-               f"{res['spread']:.2e}); their maps show numerical noise, not evidence. A "
-               "saturated latent (e.g. a sigmoid at 0 or 1) does this.")
+               f"the pixels near the image (its gradient is below 1/1000 of the spread of "
+               f"the run's scores, {res['spread']:.2e}); GradCAM and gradient maps show "
+               "numerical noise here, not evidence. A saturated latent (a sigmoid at 0 or "
+               "1) does this.")
 worst = float(res["completeness"].max())
 st.caption(f"IG completeness error ≤ {100 * worst:.1f} %")
 st.download_button("Download PNG", png_bytes(img), file_name=f"explain-{run['id']}.png",

@@ -76,29 +76,56 @@ def test_overlay_image(fitted):
     assert img.shape == (8, 64, 64, 3) and img.dtype == np.uint8
 
 
-def test_flat_gradient_warning_for_a_saturated_model_not_a_healthy_one(fitted):
-    """Saturating the encoder's sigmoid (its last convolution's weights x 1000) makes the
-    KDE score flat in the pixels: every explained image is flagged; the fitted model is not."""
-    import copy
+class _SigmoidCode(torch.nn.Module):
+    """x -> sigmoid(sharpness * (x @ w)): 16 random projections squashed by a sigmoid."""
 
-    m, x = fitted
+    def __init__(self, w: torch.Tensor, sharpness: float) -> None:
+        super().__init__()
+        self.register_buffer("w", w)
+        self.sharpness = sharpness
+
+    def forward(self, x):
+        return torch.sigmoid(self.sharpness * (x.flatten(1).double() - 0.2) @ self.w)
+
+
+def _sigmoid_method(sharpness: float, task):
+    """A features + KDE method whose sigmoid features are healthy (sharpness 1) or
+    saturated at exactly 0 / 1 (sharpness 1e5, like a collapsed sigmoid latent)."""
+    from ocvis.methods.base import FeatureMethod
+
+    w = torch.from_numpy(np.random.default_rng(0).normal(0, 0.05, (1024, 16)))
+
+    class Sig(FeatureMethod):
+        name = "test-sigmoid"
+        explain_heads = ("kde",)
+
+        def torch_features(self):
+            return _SigmoidCode(w, sharpness)
+
+        def _embed(self, x):
+            with torch.no_grad():
+                return self.torch_features()(x).numpy()
+
+    m = Sig(detector="kde").fit(task.x_train)
+    return m
+
+
+def test_flat_gradient_warning_for_a_saturated_model_not_a_healthy_one():
+    """With saturated sigmoid features the KDE score is flat in the pixels (its maps would
+    be noise stretched to full colour): the warning is raised; healthy features: not."""
     task = make_task("digits", "one-class", 0)
-    spread = float(np.subtract(*np.percentile(m.score_samples(task.x_test), [75, 25])))
-    healthy = Explainer(m, "kde").explain(x, score_spread=spread, n_steps=64)
-    assert not healthy["flat"].any(), healthy["ig_total"]
-
-    sat = copy.deepcopy(m)
-    with torch.no_grad():
-        conv = sat.model_.encoder.conv6
-        conv.weight.mul_(1000.0)
-        conv.bias.mul_(1000.0)
-    sat.train_features_ = sat.embed(task.x_train)
-    sat._fit_detector()
-    z = sat.train_features_
-    assert ((z < 0.02) | (z > 0.98)).mean() > 0.9  # saturated
-    s_spread = float(np.subtract(*np.percentile(sat.score_samples(task.x_test), [75, 25])))
-    flat = Explainer(sat, "kde").explain(x, score_spread=max(s_spread, spread), n_steps=64)
-    assert flat["flat"].all(), flat["ig_total"]
+    x = task.x_test[:8]
+    for sharpness, expect_flat in ((1.0, False), (1e5, True)):
+        m = _sigmoid_method(sharpness, task)
+        z = m.embed(task.x_test)
+        saturated = ((z < 0.02) | (z > 0.98)).mean()
+        scores = m.score_samples(task.x_test)
+        spread = float(np.subtract(*np.percentile(scores, [75, 25])))
+        assert spread > 0  # the scores differ between images either way
+        res = Explainer(m, "kde").explain(x, score_spread=spread, n_steps=32)
+        assert res["flat"].all() == expect_flat and res["flat"].any() == expect_flat, \
+            (sharpness, saturated, res["gradient"], spread)
+        assert (saturated > 0.99) == expect_flat
 
 
 def test_explain_auto_target_and_informative_layers(fitted):

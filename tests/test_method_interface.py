@@ -217,8 +217,15 @@ def test_runs_stored_before_the_change_open_everywhere(legacy_runs):
             warnings.simplefilter("error")  # their configs hold no unknown setting
             m = load_run_method(store, rid)
         task = task_of_run(meta)
-        np.testing.assert_allclose(m.score_samples(task.x_test), store.arrays(rid)["test_scores"],
-                                   rtol=1e-4, atol=1e-5)
+        arr = store.arrays(rid)
+        # the same features (network and weights restored exactly) ...
+        np.testing.assert_allclose(m.embed(task.x_test), arr["test_latent"], rtol=1e-4,
+                                   atol=1e-5)
+        # ... and the detector re-fitted on them: since issue 13 the OC-SVM converges, so
+        # the scores of these old, unconverged fits are close in rank, not equal
+        from scipy.stats import spearmanr
+
+        assert spearmanr(m.score_samples(task.x_test), arr["test_scores"]).statistic > 0.9
     for method in ("ics", "pca", "original"):
         rid = legacy_runs[method]
         for page, key in (("5_Evaluate.py", "eval_run"), ("4_Latent_Space.py", "latent_run"),

@@ -90,9 +90,20 @@ def current_run_id() -> str | None:
     rid = st.session_state.get(RUN_KEY)
     if not rid:
         rid = _from_query("run") or _read_state().get("run")
-        if rid:
+        if rid and _run_exists(rid):
             st.session_state[RUN_KEY] = rid
+        else:
+            rid = None
     return rid
+
+
+def _run_exists(rid: str) -> bool:
+    from ocvis.ui.runs import run_store
+
+    try:
+        return run_store().path(rid).is_dir()
+    except OcvisError:
+        return False
 
 
 def set_current_run_id(run_id: str | None) -> None:
@@ -110,6 +121,8 @@ def _sync_url() -> None:
         rid = st.session_state.get(RUN_KEY)
         if rid:
             want["run"] = rid
+        elif "run" in st.query_params:
+            del st.query_params["run"]
         if any(st.query_params.get(k) != v for k, v in want.items()):
             st.query_params.update(want)
     except Exception:  # noqa: BLE001 - only a convenience
