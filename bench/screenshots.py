@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
             full = {"protocol": "one-class", "ratio": 10.0, "seed": 0, **task}
             (runs / ".ui_state.json").write_text(json.dumps({"task": full}))
             with streamlit_server(Path(tmp)) as server, browser() as b:
-                page = b.new_page(viewport={"width": 1400, "height": 1100})
+                page = b.new_page(viewport={"width": 1400, "height": 3400 if name == "split-mnist3" else 1300})
                 fn(page, server, out)
                 print(f"{name}: done", flush=True)
     return 0
