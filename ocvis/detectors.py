@@ -129,16 +129,18 @@ class OCSVM(Detector):
                                       "'auto' or a positive number"),
                     "max_iter": lambda v: (isinstance(v, int) and (v > 0 or v == -1),
                                            "a positive int or -1 (no limit)"),
-                    "standardize": lambda v: (isinstance(v, bool), "a bool")}
+                    "standardize": lambda v: (isinstance(v, bool), "a bool"),
+                    "kernel": lambda v: (v in ("rbf", "linear"), "'rbf' or 'linear'")}
 
     def __init__(self, *, nu: float = 0.1, gamma: float | str = "auto",
                  tol: float | str = "auto", max_iter: int = 10_000_000,
-                 standardize: bool = False) -> None:
+                 standardize: bool = False, kernel: str = "rbf") -> None:
         self.nu = nu
         self.gamma = gamma
         self.tol = tol
         self.max_iter = max_iter
         self.standardize = standardize
+        self.kernel = kernel
 
     def _prep(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) / self.scale_ if self.standardize else X
@@ -154,12 +156,13 @@ class OCSVM(Detector):
             self.scale_ = np.where(X.std(0) > 1e-12, X.std(0), 1.0)
         X = self._prep(X)
         self.gamma_ = 1.0 / X.shape[1] if self.gamma == "auto" else float(self.gamma)
-        self.kernel_spread_ = kernel_spread(X, self.gamma_)
+        # the linear kernel's values are not near 1 by construction: scikit-learn's tol
+        self.kernel_spread_ = kernel_spread(X, self.gamma_) if self.kernel == "rbf" else 1.0
         self.tol_ = min(1e-3, 1e-3 * max(self.kernel_spread_, 1e-15)) \
             if self.tol == "auto" else float(self.tol)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            self.model_ = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma_,
+            self.model_ = OneClassSVM(kernel=self.kernel, nu=self.nu, gamma=self.gamma_,
                                       tol=self.tol_, max_iter=self.max_iter).fit(X)
         hit_limit = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         self.n_iter_ = int(np.sum(getattr(self.model_, "n_iter_", [0])))
@@ -182,7 +185,7 @@ class OCSVM(Detector):
                 "kernel_spread": self.kernel_spread_, "n_iter": self.n_iter_,
                 "n_support": int(len(self.model_.support_)),
                 "train_outlier_fraction": self.train_outlier_fraction_,
-                "standardize": self.standardize}
+                "standardize": self.standardize, "kernel": self.kernel}
 
 
 class GDE(Detector):

@@ -38,6 +38,8 @@ class OCSVMModule(nn.Module):
 
     def __init__(self, svm: OCSVM) -> None:
         super().__init__()
+        if getattr(svm, "kernel", "rbf") != "rbf" or getattr(svm, "standardize", False):
+            raise DataError("only an RBF OC-SVM on unscaled features is differentiable here")
         m = svm.model_
         self.register_buffer("sv", torch.as_tensor(m.support_vectors_, dtype=torch.float64))
         self.register_buffer("alpha", torch.as_tensor(m.dual_coef_[0], dtype=torch.float64))

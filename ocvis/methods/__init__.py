@@ -17,6 +17,7 @@ from ocvis.methods.ae import CAE, CLS, ICS
 from ocvis.methods.base import (FeatureMethod, Method, config_fields, config_from_dict,
                                 config_to_dict)
 from ocvis.methods.shallow import HOG, PCA, Original
+from ocvis.methods.two_stage import DAE, Contrastive, ContrastiveDA, RotNet
 
 log = logging.getLogger(__name__)
 METHODS: dict[str, type[Method]] = {}
@@ -30,7 +31,7 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-for _cls in (ICS, CLS, CAE, Original, PCA, HOG):
+for _cls in (ICS, CLS, CAE, Original, PCA, HOG, RotNet, ContrastiveDA, Contrastive, DAE):
     register(_cls)
 
 

@@ -1,0 +1,146 @@
+"""Two-stage deep one-class classification (Sohn et al. 2021): losses, views, detectors."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from ocvis import augment as A
+from ocvis.data import make_task
+from ocvis.methods import make_method
+from ocvis.methods.two_stage import contrastive_loss, rotation_batch
+from ocvis.metrics import evaluate
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("digits", normal=[0])
+
+
+def test_contrastive_loss_on_a_hand_made_batch():
+    """Two views that coincide and are orthogonal to every other image: each positive
+    logit is 1/tau, every negative 0."""
+    b, tau = 4, 0.2
+    z = torch.eye(b, 8)
+    one_way = contrastive_loss(z, z, tau, "one-way")
+    expect = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + (b - 1)))
+    assert float(one_way) == pytest.approx(expect, rel=1e-6)
+    nt = contrastive_loss(z, z, tau, "nt-xent")
+    expect_nt = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + (2 * b - 2)))
+    assert float(nt) == pytest.approx(expect_nt, rel=1e-6)
+    # embeddings are normalised inside: a scaled view gives the same loss
+    assert float(contrastive_loss(3 * z, z, tau)) == pytest.approx(expect, rel=1e-6)
+    # swapping the views' partners makes it worse
+    assert float(contrastive_loss(z, z.roll(1, 0), tau)) > expect
+
+
+def test_rotation_labels():
+    x = torch.rand(3, 1, 32, 32)
+    views, k = rotation_batch(x, rotations=4)
+    assert k.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+    for i in range(12):
+        assert torch.equal(views[i], torch.rot90(x[i % 3], int(k[i]), (1, 2)))
+    one, k1 = rotation_batch(x, torch.Generator().manual_seed(0), rotations=1)
+    assert one.shape == x.shape and set(k1.tolist()) <= {0, 1, 2, 3}
+    assert torch.equal(one[0], torch.rot90(x[0], int(k1[0]), (1, 2)))
+
+
+def test_distribution_augmentation_multiplies_instances_by_four(task):
+    plain = make_method("contrastive", "tiny", epochs=1, min_steps=0, batch_size=16)
+    da = make_method("contrastive-da", "tiny", epochs=1, min_steps=0, batch_size=16)
+    n = len(task.x_train)
+    assert da.steps_per_epoch(4 * n) == -(-4 * n // 16)
+    plain.fit(task)
+    da.fit(task)
+    assert len(da.history) == da.steps_per_epoch(4 * n)
+    assert len(plain.history) == plain.steps_per_epoch(n)
+    assert len(da.history) >= 3.5 * len(plain.history)
+
+
+def test_views_differ_per_image_and_are_seeded():
+    x = torch.rand(1, 3, 32, 32).repeat(6, 1, 1, 1)  # six copies of one image
+    v = A.simclr_views(x, torch.Generator().manual_seed(1))
+    assert v.shape == x.shape and v.min() >= 0 and v.max() <= 1
+    assert len({round(float(t.sum()), 4) for t in v}) == 6  # independent draws per image
+    w = A.simclr_views(x, torch.Generator().manual_seed(1))
+    assert torch.equal(v, w)
+    grey = A.simclr_views(torch.rand(4, 1, 32, 32), torch.Generator().manual_seed(0))
+    assert grey.shape == (4, 1, 32, 32)
+
+
+def test_detectors_equal_scikit_learn_where_they_overlap(task):
+    from sklearn.mixture import GaussianMixture
+    from sklearn.svm import OneClassSVM
+
+    m = make_method("rotnet", "tiny").fit(task)
+    f = m.train_features_
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    ft = m.embed(task.x_test)
+    ftn = ft / np.linalg.norm(ft, axis=1, keepdims=True)
+    gamma = 10.0 / (fn.shape[1] * fn.var())  # App. A.4
+    assert m.detectors_["kde"].gamma_ == pytest.approx(gamma, rel=1e-9)
+    assert m.detectors_["ocsvm"].gamma_ == pytest.approx(gamma, rel=1e-9)
+    sk = OneClassSVM(kernel="rbf", gamma=gamma, nu=0.5,
+                     tol=m.detectors_["ocsvm"].tol_).fit(fn)
+    np.testing.assert_allclose(m.scores(task.x_test)["ocsvm"], sk.decision_function(ftn),
+                               rtol=1e-6, atol=1e-9)
+    lin = OneClassSVM(kernel="linear", nu=0.5).fit(f)
+    np.testing.assert_allclose(m.scores(task.x_test)["linear_ocsvm"],
+                               lin.decision_function(ft), rtol=1e-6, atol=1e-9)
+    gmm = GaussianMixture(1, covariance_type="full", random_state=0).fit(fn)
+    assert spearmanr(m.scores(task.x_test)["gde"], gmm.score_samples(ftn)).statistic > 0.999
+
+
+@pytest.mark.parametrize("name", ["rotnet", "contrastive-da"])
+def test_tiny_fit_on_digits_beats_random(task, name):
+    m = make_method(name, "tiny").fit(task)
+    scores = m.scores(task.x_test)
+    assert set(scores) >= {"kde", "ocsvm", "gde", "linear_ocsvm"}
+    assert list(scores)[0] == "kde"  # the primary score first
+    assert evaluate(scores["kde"], task.y_test)["auroc"] > 0.7
+    info = m.fit_info()
+    assert not info["representation"]["collapsed"]
+    assert set(info["detectors"]) == {"kde", "ocsvm", "gde", "linear_ocsvm"}
+
+
+def test_collapsed_representation_is_flagged(task, monkeypatch):
+    from ocvis.methods.two_stage import ContrastiveDA
+
+    m = make_method("contrastive-da", "tiny")
+    rng = np.random.default_rng(0)
+    const = rng.random(32)
+    monkeypatch.setattr(ContrastiveDA, "_embed", lambda self, x: np.tile(const, (len(x), 1))
+                        + 1e-9 * rng.random((len(x), 32)))
+    m.fit(task)
+    info = m.fit_info()
+    assert info["representation"]["collapsed"]
+    assert not info["detector"]["converged"] and "collapsed" in info["detector"]["problem"]
+    from ocvis.bench import detector_columns
+
+    assert detector_columns(info)["detector_ok"] == 0
+
+
+def test_explanations_through_kde_and_rotation(task):
+    from ocvis.explain import Explainer
+
+    m = make_method("rotnet", "tiny").fit(task)
+    assert set(m.explain_heads) == {"kde", "ocsvm", "gde", "rotation"}
+    x = task.x_test[:4]
+    for head in ("kde", "rotation"):
+        e = Explainer(m, head)
+        res = e.explain(x, n_steps=16)
+        assert res["ig"].shape == tuple(x.shape) and np.isfinite(res["ig"]).all()
+        assert res["cam"] is not None and res["cam"].shape == (4, 1, 32, 32)
+    assert [n for n, _, _ in m.cam_layers()] == ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_state_dict_round_trip(task):
+    m = make_method("contrastive", "tiny").fit(task)
+    m2 = make_method("contrastive", "tiny").load_state_dict(m.state_dict())
+    a, b = m.scores(task.x_test[:30]), m2.scores(task.x_test[:30])
+    assert list(a) == list(b)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7)
