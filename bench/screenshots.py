@@ -6,6 +6,8 @@
   (4,000 images, cpu preset): SSIM range, contrast, galleries, originals vs reconstructions.
 * ``reload``: a CAE run started on the Train page (Fashion-MNIST class 7 remembered as the
   task), the page reloaded while it trains: the task and the running job are still shown.
+* ``explain:RUN_ID``: the Explain page of a stored run (``$OCVIS_RUNS_DIR``, e.g. a bench
+  row's run) for its most normal and its most anomalous test image (two screenshots).
 """
 from __future__ import annotations
 
@@ -53,6 +55,27 @@ def reload_during_training(page, server, out: Path) -> None:
     page.get_by_role("button", name="Cancel").first.click()
 
 
+def explain_run(page, server, out: Path, run_id: str) -> None:
+    for source, label in (("normal", "Most normal test images"),
+                          ("anomalous", "Most anomalous test images")):
+        _open(page, server, "Explain", "Explain")
+        box = page.get_by_role("combobox", name="Run")
+        box.click()
+        page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
+        wait_for_app(page)
+        page.get_by_role("combobox", name="Samples").click()
+        page.get_by_role("option", name=label).first.click()
+        wait_for_app(page)
+        n = page.get_by_role("spinbutton", name="How many")
+        n.fill("1")
+        n.press("Enter")
+        wait_for_app(page)
+        page.get_by_text("IG completeness error", exact=False).first.wait_for(timeout=600_000)
+        wait_for_app(page)
+        time.sleep(2)  # a screenshot, not a test: let the image decode
+        page.screenshot(path=str(out / f"explain_{source}.png"), full_page=True)
+
+
 SCENES = {"split-mnist3": ({"dataset": "mnist", "normal": [3], "n_train": 4000}, split_mnist3),
           "reload": ({"dataset": "fashion-mnist", "normal": [7], "n_train": 4000},
                      reload_during_training)}
@@ -63,6 +86,19 @@ def main(argv: list[str]) -> int:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in scenes:
+        if name.startswith("explain:"):
+            import os
+
+            rid = name.split(":", 1)[1]
+            runs = Path(os.environ.get("OCVIS_RUNS_DIR", "runs")).resolve()
+            with tempfile.TemporaryDirectory() as tmp, \
+                    streamlit_server(Path(tmp), env_extra={"OCVIS_RUNS_DIR": str(runs),
+                                                           "OCVIS_UMAP_WARMUP": "0"}) as server, \
+                    browser() as b:
+                page = b.new_page(viewport={"width": 1400, "height": 1500})
+                explain_run(page, server, out, rid)
+                print(f"{name}: done", flush=True)
+            continue
         task, fn = SCENES[name]
         with tempfile.TemporaryDirectory() as tmp:
             runs = Path(tmp) / "runs"

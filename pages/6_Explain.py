@@ -46,8 +46,9 @@ if not samples:
     st.stop()
 target = c5.selectbox("Explain", list(TARGETS), key="explain_target",
                       format_func=TARGETS.get,
-                      help="auto: for an image the detector flags as abnormal the map shows "
-                           "what raises its anomaly score, otherwise what makes it look normal")
+                      help="auto: for an image the explained score flags as abnormal (below the 10 % "
+                           "quantile of its training scores) the map shows what raises its "
+                           "anomaly score, otherwise what makes it look normal")
 with user_errors():
     res = heatmaps(run["id"], tuple(samples), head, st.session_state.get("explain_layer"),
                    int(steps), target)
@@ -72,7 +73,7 @@ st.caption(" · ".join(scales))
 rows = [f"{i + 1}: {'anomaly' if e == 'anomaly' else 'normality'} explained, normality score "
         f"{s:.3g}, |gradient| {g:.1e}, total |IG| {t:.1e}" for i, (e, s, g, t) in
         enumerate(zip(res["explained"], res["score"], res["gradient"], res["ig_total"]))]
-st.caption(" · ".join(rows))
+st.caption(" · ".join(rows) + f" · flagged abnormal below {res['threshold']:.3g}")
 flat = np.flatnonzero(res["flat"])
 if len(flat):
     st.warning(f"Image(s) {', '.join(str(i + 1) for i in flat)}: the score barely changes with "

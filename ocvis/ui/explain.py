@@ -45,16 +45,17 @@ TARGETS = {"auto": "anomaly score if flagged abnormal, else normality score",
            "anomaly": "anomaly score (what makes it look abnormal)"}
 
 
-def _threshold(run: dict, arr: dict) -> float | None:
-    """The run's decision threshold in normality units (balanced-accuracy threshold of its
-    primary score), else the 10 % quantile of the training scores."""
-    from ocvis.ui.evaluate import num
-
-    t = num((run.get("metrics") or {}).get("threshold"))
-    if t is not None:
-        return t
-    tr = arr.get("train_scores")
-    return float(np.quantile(tr, 0.1)) if tr is not None and len(tr) else None
+@st.cache_data(show_spinner="Scoring the training images through this head…",
+               max_entries=16)
+def head_reference(run_id: str, head: str) -> dict:
+    """The explained head's own decision scale, from its scores on the run's training
+    images: the threshold below which it flags an image (their 10 % quantile, the paper's
+    nu) and the spread (interquartile range) that gradients are compared with."""
+    method = run_method(run_id)
+    task = run_task(run_id)
+    s = Explainer(method, head).score(task.x_train[:4000]).numpy()
+    q10, q25, q75 = np.percentile(s, [10, 25, 75])
+    return {"threshold": float(q10), "spread": float(q75 - q25) or float(np.std(s)) or 1.0}
 
 
 @st.cache_data(show_spinner="Computing Integrated Gradients and GradCAM…", max_entries=16)
@@ -62,11 +63,8 @@ def heatmaps(run_id: str, samples: tuple, head: str, layer: str | None, n_steps:
              target: str = "auto"):
     """IG and GradCAM for the samples (cached per run, samples and settings), with the
     GradCAM layers whose maps are not constant and the checks of :meth:`Explainer.explain`."""
-    from ocvis.ui.runs import run_store
-
     method = run_method(run_id)
     task = run_task(run_id)
-    arr = arrays(run_id)
     import torch
 
     x = torch.stack([task.x_train[i] if s == "train" else task.x_test[i] for s, i in samples])
@@ -77,10 +75,10 @@ def heatmaps(run_id: str, samples: tuple, head: str, layer: str | None, n_steps:
         layer = big[-1] if big else (layers[-1] if layers else None)
     if e.layers and layer is None:
         e.layers = []  # no layer shows anything for these images
-    scores = np.asarray(arr.get("test_scores", []), float)
-    spread = float(np.subtract(*np.percentile(scores, [75, 25]))) if len(scores) else None
-    res = e.explain(x, threshold=_threshold(run_store().read(run_id), arr), target=target,
-                    n_steps=n_steps, layer=layer, score_spread=spread)
+    ref = head_reference(run_id, head)
+    res = e.explain(x, threshold=ref["threshold"], target=target, n_steps=n_steps,
+                    layer=layer, score_spread=ref["spread"])
+    res["threshold"] = ref["threshold"]
     res.update(layers=layers, layer=layer)
     return res
 
