@@ -16,7 +16,10 @@ from ocvis.errors import DataError
 from ocvis.methods.ae import CAE, CLS, ICS
 from ocvis.methods.base import (FeatureMethod, Method, config_fields, config_from_dict,
                                 config_to_dict)
-from ocvis.methods.shallow import HOG, PCA, Original
+from ocvis.methods.deep_svdd import DeepSVDD
+from ocvis.methods.ics_e2e import ICSE2E, NaiveNN, NNwDS
+from ocvis.methods.shallow import HOG, HOGE2E, PCA, Original, PixelIForest, PixelOCSVM
+from ocvis.methods.split_ae import SSIMError
 from ocvis.methods.two_stage import DAE, Contrastive, ContrastiveDA, RotNet
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,8 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-for _cls in (ICS, CLS, CAE, Original, PCA, HOG, RotNet, ContrastiveDA, Contrastive, DAE):
+for _cls in (ICS, CLS, CAE, Original, PCA, HOG, RotNet, ContrastiveDA, Contrastive, DAE,
+             ICSE2E, DeepSVDD, SSIMError, PixelOCSVM, PixelIForest, HOGE2E, NNwDS, NaiveNN):
     register(_cls)
 
 

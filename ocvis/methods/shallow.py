@@ -30,6 +30,12 @@ class ShallowConfig(DetectorConfig):
 
 
 @dataclass
+class HOGConfig(ShallowConfig):
+    cells_per_block: int = option(2, "HOG cells per block side (feature-learning paper: 2, "
+                                     "which gives its 144 / 324 features)", min=1, max=4)
+
+
+@dataclass
 class PCAConfig(ShallowConfig):
     n_components: int = option(64, "principal components (paper: 64)", min=1, max=3072)
 
@@ -119,7 +125,7 @@ class HOG(FeatureMethod):
     paper_key = PAPER_KEY
     paper_label = "HOG"
     table_order = 5
-    Config = ShallowConfig
+    Config = HOGConfig
     explain_heads = ()  # scikit-image's HOG is not differentiable
 
     def _embed(self, x):
@@ -128,6 +134,69 @@ class HOG(FeatureMethod):
         imgs = _crop(x, self.config.crop_border).permute(0, 2, 3, 1).numpy()
         rgb = imgs.shape[-1] == 3
         feats = [hog(im if rgb else im[..., 0], orientations=9, pixels_per_cell=(8, 8),
-                     cells_per_block=(2, 2), block_norm="L2-Hys",
+                     cells_per_block=(self.config.cells_per_block,) * 2,
+                     block_norm="L2-Hys",
                      channel_axis=-1 if rgb else None) for im in imgs]
         return np.asarray(feats, dtype=np.float64)
+
+
+# ----------------------------------------------------------- end-to-end ICS paper baselines
+E2E_PAPER = "Schlachter, Liao, Yang 2019, Deep One-Class Classification Using Intra-Class Splitting"
+E2E_KEY = "ics_end_to_end"
+
+
+@dataclass
+class E2EShallowConfig(ShallowConfig):
+    nu: float = option(0.15, "OC-SVM nu (end-to-end paper Sec. 3.1: 0.15)", min=0.001,
+                       max=1.0)
+
+
+@dataclass
+class E2EHOGConfig(HOGConfig):
+    nu: float = option(0.15, "OC-SVM nu (end-to-end paper: 0.15)", min=0.001, max=1.0)
+    cells_per_block: int = option(3, "HOG cells per block side (end-to-end paper: 3)",
+                                  min=1, max=4)
+
+
+@dataclass
+class IForestConfig(ShallowConfig):
+    detector: str = option("iforest", "one-class detector on the pixels",
+                           choices=("iforest", "ocsvm", "kde", "gde"))
+
+
+class PixelOCSVM(Original):
+    """Raw pixels + OC-SVM with the end-to-end paper's nu = 0.15 (Table 1's OCSVM)."""
+
+    name = "ocsvm"
+    title = "OC-SVM on raw pixels (nu = 0.15)"
+    paper = E2E_PAPER
+    paper_key = E2E_KEY
+    paper_label = "OCSVM"
+    table_order = 32
+    Config = E2EShallowConfig
+
+
+class PixelIForest(Original):
+    """Isolation Forest on raw pixels (Table 1's IF)."""
+
+    name = "iforest"
+    title = "Isolation Forest on raw pixels"
+    paper = E2E_PAPER
+    paper_key = E2E_KEY
+    paper_label = "IF"
+    table_order = 33
+    Config = IForestConfig
+    explain_heads = ("kde",)
+
+
+class HOGE2E(HOG):
+    """HOG with the end-to-end paper's settings (9 orientations, 8 x 8 pixels per cell,
+    3 x 3 cells per block) + OC-SVM (nu = 0.15)."""
+
+    name = "hog-e2e"
+    title = "HOG (3 x 3 blocks) + OC-SVM (nu = 0.15)"
+    paper = E2E_PAPER
+    paper_key = E2E_KEY
+    paper_label = "HOG"
+    table_order = 34
+    Config = E2EHOGConfig

@@ -233,3 +233,33 @@ def stage1_config(cfg, epochs_field: str = "pretrain_epochs") -> SplitConfig:
     kw = {k: getattr(cfg, k) for k in names if hasattr(cfg, k)}
     kw["epochs"] = getattr(cfg, epochs_field)
     return SplitConfig(**kw)
+
+
+class SSIMError(SplitAutoencoder):
+    """The end-to-end paper's SSIM baseline: SSIM between an image and its reconstruction by
+    the splitting autoencoder is the normality score (Table 1's SSIM)."""
+
+    name = "ssim-error"
+    title = "SSIM of the autoencoder's reconstruction"
+    paper = "Schlachter, Liao, Yang 2019, Deep One-Class Classification Using Intra-Class Splitting"
+    paper_key = "ics_end_to_end"
+    paper_label = "SSIM"
+    table_order = 35
+    explain_heads = ("own",)
+
+    def score_model(self, head):
+        if head != "own":
+            return super().score_model(head)
+        return _SSIMScore(self.model_.eval())
+
+    def cam_layers(self):
+        return self.model_.encoder.conv_layers()
+
+
+class _SSIMScore(torch.nn.Module):
+    def __init__(self, ae) -> None:
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, x):
+        return ssim(x, self.ae(x)[1]).to(torch.float64)

@@ -1,0 +1,301 @@
+"""End-to-end one-class classification by intra-class splitting (Schlachter, Liao, Yang 2019)
+and its two ablation baselines.
+
+* ``ics-e2e``: the normal training images are split by the existing SSIM split (the cached
+  :class:`~ocvis.methods.split_ae.SplitAutoencoder`, rho = 10 %); a network of feature
+  extraction + classification subnetworks and a distance subnetwork
+  (:mod:`ocvis.nets.ics_net`) is trained with the paper's three losses, one step each per
+  iteration (Sec. 2.3, "step by step"):
+
+  - closeness, eq. 2: ``L_cls = -mean log(1 - dist(z_typ,i, z_typ,j))`` on pairs of typical
+    images;
+  - intra-class, eq. 3: binary cross-entropy of the classifier, label 0 = typical, 1 =
+    atypical, on B typical + B atypical images;
+  - dispersion, eq. 4: ``L_disp = -mean log dist(z_aty,i, z_aty,j)`` on pairs of atypical
+    images.
+
+  Score = the classifier's normality, ``1 - p(atypical | x)`` (the released code's labels
+  are the reverse; the ranking is the same). The reported AUROC is the last iteration's: no
+  checkpoint is chosen on test labels (the released code keeps the iteration with the best
+  AUROC on 30 % of the test set).
+* ``naive-nn``: the same classifier without split or distance subnetwork, all training
+  images labelled normal (Table 1's NaiveNN).
+* ``nnwds``: split and the intra-class loss only, no distance constraints (NNwDS).
+
+Choices: the network follows the released code (the paper names AlexNet; the code builds
+the network described in :mod:`ocvis.nets.ics_net`); Adam with lr 3e-4 and beta1 0.5 (the
+code; the paper names no optimiser); L2 1e-6 on every convolution kernel (the paper; the
+code uses 1e-3); pairs "j != i" are a random shift of a shuffled batch (as
+:mod:`ocvis.losses`); ``iterations`` = 800 as the code (``paper``), 300 for ``cpu``. The
+training data are all normal training images unless ``n_train`` limits them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ocvis import losses as L
+from ocvis.errors import DataError, OcvisWarning
+from ocvis.methods.base import option
+from ocvis.methods.deep import DeepConfig, DeepMethod
+from ocvis.methods.split_ae import RHO, SplitAutoencoder, SplitConfig
+from ocvis.nets.ics_net import DistanceNet, ICSNet
+from ocvis.train import Hooks, recalibrate_batchnorm
+
+PAPER = "Schlachter, Liao, Yang 2019, Deep One-Class Classification Using Intra-Class Splitting"
+PAPER_KEY = "ics_end_to_end"
+L2_WEIGHT = 1e-6     # Sec. 3.1: every convolutional layer
+_EPS = 1e-7          # log(0) guard of eqs. 2 and 4
+
+
+@dataclass
+class E2EConfig(DeepConfig):
+    iterations: int = option(800, "training iterations (one step of each loss)", min=1,
+                             max=10**6)
+    batch_size: int = option(64, "mini-batch size B (paper: 64)", min=2, max=4096)
+    lr: float = option(3e-4, "Adam learning rate (released code)", min=1e-7, max=1.0,
+                       log=True)
+    adam_beta1: float = option(0.5, "Adam beta1 (released code)", min=0.0, max=0.999)
+    l2: float = option(L2_WEIGHT, "L2 weight on convolution kernels (paper: 1e-6)", min=0.0,
+                       max=1.0)
+    latent_dim: int = option(128, "latent units z (released code: 128)", min=2, max=4096)
+    dropout: float = option(0.5, "dropout before and after z (released code)", min=0.0,
+                            max=0.95)
+    rho: float = option(RHO, "% of the normal data declared atypical (paper: 10)", min=0.0,
+                        max=99.0)
+    split_epochs: int = option(8, "epochs of the splitting autoencoder", min=1, max=1000)
+    reuse_pretrain: bool = option(True, "reuse a cached splitting autoencoder")
+
+
+E2E_PRESETS = {
+    "paper": {"iterations": 800, "split_epochs": 50},
+    "cpu": {"iterations": 300, "split_epochs": 8, "min_steps": 50},
+    "tiny": {"iterations": 3, "split_epochs": 1},
+}
+
+
+def closeness_loss(d: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: ``-mean log(1 - dist)`` over pairs of typical latents."""
+    return -torch.log(1 - d + _EPS).mean()
+
+
+def dispersion_loss(d: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: ``-mean log dist`` over pairs of atypical latents."""
+    return -torch.log(d + _EPS).mean()
+
+
+def intra_class_loss(logit_typical: torch.Tensor, y_atypical: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: binary cross-entropy with label 1 = atypical; the network's logit says
+    "typical", so p(atypical) = sigmoid(-logit)."""
+    return F.binary_cross_entropy_with_logits(-logit_typical, y_atypical)
+
+
+def _conv_kernels(net: nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in net.modules() if isinstance(m, nn.Conv2d)]
+
+
+class _E2EBase(DeepMethod):
+    """Shared: the split, the network, the training cycle, the score."""
+
+    paper = PAPER
+    paper_key = PAPER_KEY
+    Config = E2EConfig
+    presets = E2E_PRESETS
+    stages = ("pretrain", "train")
+    score_names = ("score",)
+    explain_heads = ("own", "kde")
+    net_factories: ClassVar[dict] = {"icsnet": ICSNet, "distance": DistanceNet}
+    uses_split: ClassVar[bool] = True
+    terms: ClassVar[tuple[str, ...]] = ("cls", "ic", "disp")
+
+    @property
+    def net_(self) -> ICSNet:
+        if "icsnet" not in self.nets:
+            raise DataError(f"{self.name} is not fitted yet: call fit first")
+        return self.nets["icsnet"]
+
+    def _split(self, x: torch.Tensor, hooks: Hooks):
+        c = self.config
+        cfg = SplitConfig(epochs=c.split_epochs, seed=c.seed, device=c.device,
+                          min_steps=c.min_steps, rho=c.rho, reuse_pretrain=c.reuse_pretrain)
+        stage1 = SplitAutoencoder(cfg)
+        stage1.history = self.history
+        stage1.pretrain(x, hooks)
+        self.pretrain_reused_ = stage1.pretrain_reused_
+        self.pretrain_seconds_ = stage1.pretrain_seconds_
+        return stage1.compute_split(x, hooks)
+
+    def _fit(self, x, hooks):
+        c = self.config
+        if self.uses_split:
+            self.split_ = self._split(x, hooks)
+            typ = torch.from_numpy(np.flatnonzero(self.split_.typical))
+            aty = torch.from_numpy(np.flatnonzero(self.split_.atypical))
+            if len(aty) < 2:
+                raise DataError(f"rho = {c.rho} % of {len(x)} images gives {len(aty)} atypical "
+                                f"image(s); {self.name} needs at least two")
+        else:
+            typ, aty = torch.arange(len(x)), torch.empty(0, dtype=torch.long)
+        net = self.build("icsnet", "icsnet", in_channels=int(x.shape[1]),
+                         latent_dim=int(c.latent_dim), dropout=float(c.dropout))
+        dist = self.build("distance", "distance", latent_dim=int(c.latent_dim))
+        params = list(net.parameters()) + (list(dist.parameters()) if "cls" in self.terms
+                                           else [])
+        opt = torch.optim.Adam(params, lr=c.lr, betas=(c.adam_beta1, 0.999))
+        g = self.generator_
+        dev = self.device_
+        terms = self.terms
+
+        def draw(pool: torch.Tensor, k: int) -> torch.Tensor:
+            return pool[torch.randint(0, len(pool), (k,), generator=g)]
+
+        def pair_distance(xb: torch.Tensor) -> torch.Tensor:
+            _, z = net(xb.to(dev))
+            return dist(z, z.roll(L.partner_shift(len(z), g), dims=0))
+
+        def step(i: int):
+            term = terms[i % len(terms)]
+            b = c.batch_size
+            if term == "cls":    # eq. 2
+                return {"cls": closeness_loss(pair_distance(x[draw(typ, b)]))}
+            if term == "disp":   # eq. 4
+                return {"disp": dispersion_loss(pair_distance(x[draw(aty, min(b, len(aty)))]))}
+            # eq. 3: label 1 = atypical; the logit of ICSNet is "typical", so p(aty) = 1 - p
+            if len(aty):
+                idx = torch.cat([draw(typ, b), draw(aty, b)])
+                y = torch.cat([torch.zeros(b), torch.ones(b)]).to(dev)
+            else:
+                idx, y = draw(typ, b), torch.zeros(b, device=dev)
+            logit, _ = net(x[idx].to(dev))
+            return {"ic": intra_class_loss(logit, y)}
+
+        steps = len(terms) * c.iterations
+        self.train_stage(nn.ModuleDict({"net": net, "dist": dist}), step, stage="train",
+                         epochs=1, steps_per_epoch=steps, hooks=hooks, optimizer=opt,
+                         l2=c.l2, l2_params=_conv_kernels(net), schedule="constant")
+        hooks.on_status("re-estimating the batch-norm statistics")
+        recalibrate_batchnorm(net, x, dev, forward=lambda b: net(b))
+        net.eval()
+        dist.eval()
+        return None
+
+    # -- scores, features, explanations ---------------------------------------------------
+    def _scores(self, x):
+        net = self.net_
+        return {"score": self.predict(lambda b: torch.sigmoid(net(b)[0]), x).numpy()}
+
+    def _embed(self, x):
+        return self.predict(self.net_.features, x).numpy().astype(np.float64)
+
+    def score_model(self, head: str) -> nn.Module:
+        from ocvis.explain import ScoreModel
+
+        net = self.net_.eval()
+        if head == "own":
+            return _Normality(net)
+        if head == "kde":
+            from ocvis.detectors import KDE
+
+            if not hasattr(self, "kde_"):
+                self.kde_ = KDE().fit(self.embed_train_cache_())
+            return ScoreModel(_Latent(net), self.kde_.module_)
+        raise DataError(f"{self.name} cannot be explained through {head!r}")
+
+    def embed_train_cache_(self) -> np.ndarray:
+        z = getattr(self, "train_latent_", None)
+        if z is None:
+            raise DataError("the training latents are not available for a KDE head")
+        return z
+
+    def embed_train(self, x):
+        self.train_latent_ = self.embed(x)
+        return self.train_latent_
+
+    def cam_layers(self):
+        return self.net_.conv_layers()
+
+    def fit_info(self) -> dict:
+        return {"pretrain_reused": bool(getattr(self, "pretrain_reused_", False)),
+                "pretrain_seconds": float(getattr(self, "pretrain_seconds_", 0.0))}
+
+    def fit_arrays(self):
+        sp = getattr(self, "split_", None)
+        if sp is None:
+            return {}
+        return {"split_similarity": sp.similarity, "split_atypical": sp.atypical}
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_dict(self):
+        self._check_fitted()
+        sd = self.nets_state()
+        if getattr(self, "train_latent_", None) is not None:
+            sd["train_latent"] = torch.from_numpy(np.asarray(self.train_latent_))
+        return sd
+
+    def load_state_dict(self, sd):
+        self.load_nets_state(sd)
+        if "train_latent" in sd:
+            self.train_latent_ = sd["train_latent"].numpy()
+        self.fitted_ = True
+        return self
+
+
+class _Normality(nn.Module):
+    def __init__(self, net: ICSNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return torch.sigmoid(self.net(x)[0]).to(torch.float64)
+
+
+class _Latent(nn.Module):
+    def __init__(self, net: ICSNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net.features(x)
+
+
+class ICSE2E(_E2EBase):
+    """The paper's method: split + closeness, intra-class and dispersion losses."""
+
+    name = "ics-e2e"
+    title = "ICS end-to-end: split + distance subnetwork + classifier"
+    paper_label = "ICS-E2E"
+    table_order = 30
+
+
+class NNwDS(_E2EBase):
+    """Split + intra-class loss only (no distance constraints)."""
+
+    name = "nnwds"
+    title = "NNwDS: split + binary loss, no distance constraints"
+    paper_label = "NNwDS"
+    table_order = 36
+    terms = ("ic",)
+
+
+class NaiveNN(_E2EBase):
+    """The same classifier trained on all training images labelled normal (no split)."""
+
+    name = "naive-nn"
+    title = "NaiveNN: the classifier without split or distance subnetwork"
+    paper_label = "NaiveNN"
+    table_order = 37
+    terms = ("ic",)
+    uses_split = False
+    stages = ("train",)
+
+    def _fit(self, x, hooks):
+        import warnings
+
+        warnings.warn("naive-nn sees one label only: its classifier has nothing to separate "
+                      "(the paper's NaiveNN baseline)", OcvisWarning, stacklevel=2)
+        return super()._fit(x, hooks)

@@ -1,0 +1,107 @@
+"""End-to-end ICS (Schlachter, Liao, Yang 2019), Deep SVDD and that paper's baselines."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ocvis.data import make_task
+from ocvis.methods import make_method
+from ocvis.methods.ics_e2e import closeness_loss, dispersion_loss, intra_class_loss
+from ocvis.metrics import evaluate
+from ocvis.nets.ics_net import DistanceNet, ICSNet, LeNetSVDD
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("digits", normal=[0])
+
+
+def test_losses_on_hand_made_examples():
+    d = torch.tensor([0.0, 0.5, 0.9])
+    assert float(closeness_loss(d)) == pytest.approx(
+        -(math.log(1.0) + math.log(0.5) + math.log(0.1)) / 3, rel=1e-5)
+    assert float(dispersion_loss(torch.tensor([1.0, 0.5]))) == pytest.approx(
+        -(math.log(1.0) + math.log(0.5)) / 2, rel=1e-5)
+    # eq. 3: p(atypical) = sigmoid(-logit); typical image (y=0) with logit 2, atypical (y=1)
+    # with logit -1
+    p = [1 / (1 + math.exp(2.0)), 1 / (1 + math.exp(-1.0))]
+    want = -(math.log(1 - p[0]) + math.log(p[1])) / 2
+    got = intra_class_loss(torch.tensor([2.0, -1.0]), torch.tensor([0.0, 1.0]))
+    assert float(got) == pytest.approx(want, rel=1e-6)
+    assert math.isfinite(float(closeness_loss(torch.ones(3))))  # log(0) guarded
+
+
+def test_distance_subnetwork_range():
+    torch.manual_seed(0)
+    dist = DistanceNet(16)
+    zi, zj = torch.randn(200, 16) * 50, torch.randn(200, 16) * 50
+    d = dist(zi, zj)
+    assert d.shape == (200,) and (d >= 0).all() and (d <= 1).all()
+    same = dist(zi, zi)  # identical latents: sigmoid of the bias alone
+    assert torch.allclose(same, torch.sigmoid(dist.fc.bias).expand(200))
+
+
+def test_icsnet_shapes():
+    logit, z = ICSNet(3, latent_dim=64)(torch.rand(5, 3, 32, 32))
+    assert logit.shape == (5,) and z.shape == (5, 64)
+
+
+def test_deep_svdd_centre_and_bias_free(task):
+    m = make_method("deep-svdd", "tiny").fit(task)
+    phi = m.phi_
+    assert isinstance(phi, LeNetSVDD)
+    biases = [n for n, p in phi.named_parameters() if n.endswith("bias")]
+    assert biases == []  # no bias: the trivial "all to c" solution is impossible
+    bns = [mod for mod in phi.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    assert bns and not any(b.affine for b in bns)
+    c = m.nets["centre"].c
+    assert (c.abs() >= 0.1 - 1e-7).all()  # |c_i| >= eps
+    # c is the mean of phi after pre-training, moved away from 0: where the mean is already
+    # beyond eps it is kept exactly; the scores are minus the squared distances to it
+    z = torch.from_numpy(m.embed(task.x_train)).float()
+    s = m.score_samples(task.x_test[:10])
+    d = ((torch.from_numpy(m.embed(task.x_test[:10])).float() - c) ** 2).sum(1)
+    np.testing.assert_allclose(s, -d.numpy(), rtol=1e-4, atol=1e-6)
+    assert z.shape[1] == 32
+    # the state dict restores the centre (a registered buffer)
+    m2 = make_method("deep-svdd", "tiny").load_state_dict(m.state_dict())
+    assert torch.equal(m2.nets["centre"].c, c)
+    np.testing.assert_allclose(m2.score_samples(task.x_test[:10]), s, rtol=1e-5)
+
+
+def test_soft_boundary_radius(task):
+    m = make_method("deep-svdd", "tiny", objective="soft-boundary", epochs=2,
+                    warmup_epochs=0, nu=0.2).fit(task)
+    r = float(m.nets["centre"].R)
+    assert r > 0
+    inside = (m.score_samples(task.x_train) >= 0).mean()
+    assert 0.5 < inside <= 1.0  # about 1 - nu inside the sphere
+
+
+@pytest.mark.parametrize("name,preset,over", [
+    ("ics-e2e", "cpu", {"iterations": 60}), ("nnwds", "cpu", {"iterations": 60}),
+    ("deep-svdd", "tiny", {"pretrain_epochs": 3, "epochs": 3}), ("ssim-error", "tiny", {}),
+    ("ocsvm", "cpu", {}), ("iforest", "cpu", {}), ("hog-e2e", "cpu", {})])
+def test_tiny_fit_on_digits_beats_random(task, name, preset, over):
+    m = make_method(name, preset, **over).fit(task)
+    assert evaluate(m.score_samples(task.x_test), task.y_test)["auroc"] > 0.6
+
+
+def test_naive_nn_runs_and_warns(task):
+    from ocvis.errors import OcvisWarning
+
+    with pytest.warns(OcvisWarning, match="one label"):
+        m = make_method("naive-nn", "tiny").fit(task)
+    assert np.isfinite(m.score_samples(task.x_test)).all()
+
+
+def test_e2e_paper_values_are_attached():
+    from ocvis.papers import paper_value
+
+    assert paper_value("ics-e2e", "mnist", 0) == pytest.approx(98.9)
+    assert paper_value("deep-svdd", "mnist", 0) == pytest.approx(98.0)
+    assert paper_value("ocsvm", "mnist", 1) == pytest.approx(99.2)
+    assert paper_value("ssim-error", "mnist", 0) == pytest.approx(98.7)
