@@ -23,11 +23,13 @@ from ocvis.experiment import run_experiment
 
 log = logging.getLogger(__name__)
 BENCH_COLUMNS = ["dataset", "method", "normal_class", "class_name", "seed", "preset", "n_train",
-                 "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
+                 "score", "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                  "detector_ok", "outlier_frac", "detector_problem", "train_seconds",
-                 "pretrain_reused", "device", "threads", "run_id", "finished"]
+                 "cpu_seconds", "pretrain_reused", "device", "threads", "overrides", "run_id",
+                 "finished"]
 MEAN_COLUMNS = ("auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
-                "train_seconds")
+                "train_seconds", "cpu_seconds")
+SCORE_PREFIX = "auroc_"  # one extra column per further score of a run: auroc_<score>
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -46,27 +48,42 @@ def _float(v) -> float | None:
     return None if math.isnan(f) else f
 
 
+def score_columns(rows: list[dict]) -> list[str]:
+    """The ``auroc_<score>`` columns the rows have, in order of first appearance."""
+    out: list[str] = []
+    for r in rows:
+        out += [k for k in r if k.startswith(SCORE_PREFIX) and k not in out
+                and r[k] not in (None, "")]
+    return out
+
+
 def write_table(path: Path, rows: list[dict]) -> None:
-    """Rows + one mean row per (dataset, method, preset); atomically replaced."""
+    """Rows + one mean row per (dataset, method, preset, overrides); atomically replaced.
+    Runs with several scores (e.g. a two-stage run's KDE, OC-SVM, GDE and rotation scores)
+    add one ``auroc_<score>`` column per further score."""
     from ocvis.methods import table_order
     from ocvis.runs import _atomic_write
 
+    extra = score_columns(rows)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["method"], r["preset"]), []).append(r)
+        groups.setdefault((r["dataset"], r["method"], r["preset"], r.get("overrides") or ""),
+                          []).append(r)
     means = []
-    for (ds, meth, preset), rs in groups.items():
+    for (ds, meth, preset, ov), rs in groups.items():
         def mean(col):
             vals = [v for v in (_float(r.get(col)) for r in rs) if v is not None]
             return f"{np.mean(vals):.2f}" if vals else ""
         means.append({"dataset": ds, "method": meth, "normal_class": "mean",
-                      "class_name": f"{len(rs)} rows", "preset": preset,
-                      **{c: mean(c) for c in MEAN_COLUMNS}})
+                      "class_name": f"{len(rs)} rows", "preset": preset, "overrides": ov,
+                      "score": rs[0].get("score", ""),
+                      **{c: mean(c) for c in (*MEAN_COLUMNS, *extra)}})
     rows = sorted(rows, key=lambda r: (r["dataset"], table_order(r["method"]),
-                                       int(r["normal_class"]), int(r["seed"])))
-    means.sort(key=lambda r: (r["dataset"], table_order(r["method"])))
+                                       r.get("overrides") or "", int(r["normal_class"]),
+                                       int(r["seed"])))
+    means.sort(key=lambda r: (r["dataset"], table_order(r["method"]), r["overrides"]))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=BENCH_COLUMNS, lineterminator="\n", restval="",
+    w = csv.DictWriter(buf, fieldnames=BENCH_COLUMNS + extra, lineterminator="\n", restval="",
                        extrasaction="ignore")
     w.writeheader()
     w.writerows(rows + means)
@@ -74,7 +91,15 @@ def write_table(path: Path, rows: list[dict]) -> None:
 
 
 def row_key(r: dict) -> tuple:
-    return (r["dataset"], r["method"], str(r["normal_class"]), str(r["seed"]), r["preset"])
+    return (r["dataset"], r["method"], str(r["normal_class"]), str(r["seed"]), r["preset"],
+            r.get("overrides") or "")
+
+
+def overrides_text(overrides: dict | None) -> str:
+    """The settings a row was run with beyond its preset, as ``key=value;key=value``."""
+    def fmt(v):
+        return ", ".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+    return ";".join(f"{k}={fmt(v)}" for k, v in sorted((overrides or {}).items()))
 
 
 @contextlib.contextmanager
@@ -132,31 +157,37 @@ def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int]
     for seed in seeds:
         for c in classes:
             for meth in methods:
-                key = (dataset, meth, str(c), str(seed), preset)
+                names = {f.name for f in fields(get_method(meth).Config)}
+                ov = {k: v for k, v in (overrides or {}).items() if k in names}
+                key = (dataset, meth, str(c), str(seed), preset, overrides_text(ov))
                 # read again before each row: another process may have added it meanwhile
                 if key in {row_key(r) for r in read_rows(out)}:
                     continue
                 log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
-                t0 = time.perf_counter()
-                names = {f.name for f in fields(get_method(meth).Config)}
-                ov = {k: v for k, v in (overrides or {}).items() if k in names}
+                t0, c0 = time.perf_counter(), time.process_time()
                 meta = run_experiment({"dataset": dataset, "protocol": "one-class",
                                        "normal": [c], "n_train": n_train, "seed": seed},
                                       meth, preset, ov, store=store)
+                cpu = time.process_time() - c0
                 mt = meta["metrics"]
+                primary = meta.get("primary_score") or ""
+                more = {f"{SCORE_PREFIX}{k}": _pct(v.get("auroc"))
+                        for k, v in (meta.get("metrics_by_score") or {}).items()
+                        if k != primary}
                 row = {"dataset": dataset, "method": meth, "normal_class": c,
                        "class_name": ds.classes[c], "seed": seed, "preset": preset,
                        "n_train": meta["task_summary"]["train"],
-                       "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
+                       "score": primary, "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
                        "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),
                        "paper_auroc": paper_value(meth, dataset, c, "auroc") or "",
                        "paper_bacc": paper_value(meth, dataset, c, "bacc") or "",
                        **detector_columns(meta.get("info")),
                        "train_seconds": f"{meta['fit_seconds']:.1f}",
+                       "cpu_seconds": f"{cpu:.0f}",
                        "pretrain_reused": int(meta.get("pretrain_reused", False)),
                        "device": meta["device"], "threads": meta.get("threads", ""),
-                       "run_id": meta.get("id") or "",
-                       "finished": time.strftime("%Y-%m-%d %H:%M")}
+                       "overrides": overrides_text(ov), "run_id": meta.get("id") or "",
+                       "finished": time.strftime("%Y-%m-%d %H:%M"), **more}
                 add_row(out, {k: str(v) for k, v in row.items()})
                 if progress is not None:
                     progress(f"{meth:8s} {dataset} class {c} seed {seed}: AUROC "

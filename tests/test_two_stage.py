@@ -144,3 +144,25 @@ def test_state_dict_round_trip(task):
     assert list(a) == list(b)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7)
+
+
+def test_bench_rows_carry_every_score_and_the_overrides(tmp_path):
+    """A run with several scores adds one auroc_<score> column per further score (means
+    included); rows run with other settings are rows of their own, not skipped as done."""
+    import csv
+
+    from ocvis.bench import bench, read_rows
+
+    out = tmp_path / "t.csv"
+    bench(["rotnet"], "digits", [0], [0], "tiny", out, n_train=200)
+    bench(["rotnet"], "digits", [0], [0], "tiny", out, n_train=200, overrides={"epochs": 2})
+    rows = read_rows(out)
+    assert sorted(r["overrides"] for r in rows) == ["", "epochs=2"]
+    for r in rows:
+        assert r["score"] == "kde" and float(r["cpu_seconds"]) > 0
+        for s in ("ocsvm", "gde", "linear_ocsvm", "rotation"):
+            assert 0 <= float(r[f"auroc_{s}"]) <= 100
+    means = [r for r in csv.DictReader(out.open()) if r["normal_class"] == "mean"]
+    assert len(means) == 2 and all(m["auroc_rotation"] for m in means)
+    bench(["rotnet"], "digits", [0], [0], "tiny", out, n_train=200, overrides={"epochs": 2})
+    assert len(read_rows(out)) == 2  # done rows are skipped, settings included
