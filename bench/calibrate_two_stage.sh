@@ -16,3 +16,7 @@ cal() {  # method epochs [more --set]
 }
 cal rotnet 12
 cal contrastive-da 10
+# the AUROC-per-minute slope: shorter and longer schedules on the same two classes
+cal rotnet 4
+cal contrastive-da 4
+cal rotnet 18

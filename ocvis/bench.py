@@ -22,7 +22,7 @@ import numpy as np
 from ocvis.experiment import run_experiment
 
 log = logging.getLogger(__name__)
-BENCH_COLUMNS = ["dataset", "method", "normal_class", "class_name", "seed", "preset", "n_train",
+BENCH_COLUMNS = ["dataset", "protocol", "method", "normal_class", "class_name", "seed", "preset", "n_train",
                  "score", "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                  "detector_ok", "outlier_frac", "detector_problem", "train_seconds",
                  "cpu_seconds", "pretrain_reused", "device", "threads", "overrides", "run_id",
@@ -67,21 +67,22 @@ def write_table(path: Path, rows: list[dict]) -> None:
     extra = score_columns(rows)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["method"], r["preset"], r.get("overrides") or ""),
-                          []).append(r)
+        groups.setdefault((r["dataset"], protocol_of(r), r["method"], r["preset"],
+                           r.get("overrides") or ""), []).append(r)
     means = []
-    for (ds, meth, preset, ov), rs in groups.items():
+    for (ds, proto, meth, preset, ov), rs in groups.items():
         def mean(col):
             vals = [v for v in (_float(r.get(col)) for r in rs) if v is not None]
             return f"{np.mean(vals):.2f}" if vals else ""
-        means.append({"dataset": ds, "method": meth, "normal_class": "mean",
+        means.append({"dataset": ds, "protocol": proto, "method": meth, "normal_class": "mean",
                       "class_name": f"{len(rs)} rows", "preset": preset, "overrides": ov,
                       "score": rs[0].get("score", ""),
                       **{c: mean(c) for c in (*MEAN_COLUMNS, *extra)}})
-    rows = sorted(rows, key=lambda r: (r["dataset"], table_order(r["method"]),
-                                       r.get("overrides") or "", int(r["normal_class"]),
+    rows = sorted(rows, key=lambda r: (r["dataset"], protocol_of(r), table_order(r["method"]),
+                                       r.get("overrides") or "", _class_key(r["normal_class"]),
                                        int(r["seed"])))
-    means.sort(key=lambda r: (r["dataset"], table_order(r["method"]), r["overrides"]))
+    means.sort(key=lambda r: (r["dataset"], r["protocol"], table_order(r["method"]),
+                              r["overrides"]))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=BENCH_COLUMNS + extra, lineterminator="\n", restval="",
                        extrasaction="ignore")
@@ -90,9 +91,24 @@ def write_table(path: Path, rows: list[dict]) -> None:
     _atomic_write(path, buf.getvalue().encode())
 
 
+def protocol_of(r: dict) -> str:
+    """A row's protocol (rows written before the column existed are one-class)."""
+    return r.get("protocol") or "one-class"
+
+
+def protocol_label(protocol: str, ratio: float | None = None) -> str:
+    """``one-class``, ``latent-multiclass`` or ``unsupervised-<ratio>`` (the outlier %)."""
+    return f"unsupervised-{ratio:g}" if protocol == "unsupervised" else protocol
+
+
+def _class_key(c) -> tuple:
+    s = str(c)
+    return (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s)
+
+
 def row_key(r: dict) -> tuple:
-    return (r["dataset"], r["method"], str(r["normal_class"]), str(r["seed"]), r["preset"],
-            r.get("overrides") or "")
+    return (r["dataset"], protocol_of(r), r["method"], str(r["normal_class"]), str(r["seed"]),
+            r["preset"], r.get("overrides") or "")
 
 
 def overrides_text(overrides: dict | None) -> str:
@@ -140,11 +156,14 @@ def detector_columns(info: dict | None) -> dict:
             "detector_problem": det.get("problem") or ""}
 
 
-def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int],
+def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
           preset: str, out: Path, n_train: int | None = 4000, overrides: dict | None = None,
-          store=None, progress: Callable[[str], None] | None = None) -> Path:
+          store=None, progress: Callable[[str], None] | None = None,
+          protocol: str = "one-class", ratio: float = 10.0) -> Path:
     """Fill ``out`` row by row (one per method, class, seed); rows present are skipped.
 
+    ``classes`` are class indices (``one-class``; the inlier class of ``unsupervised``, at
+    ``ratio`` % outliers) or scenario names (``latent-multiclass``, e.g. ``"CUR"``).
     Methods of one (class, seed) run back to back so that the deep ones share the cached
     stage-1 autoencoder. ``overrides`` apply to the methods that have those settings.
     ``progress`` gets one line per finished row.
@@ -159,23 +178,27 @@ def bench(methods: list[str], dataset: str, classes: list[int], seeds: list[int]
             for meth in methods:
                 names = {f.name for f in fields(get_method(meth).Config)}
                 ov = {k: v for k, v in (overrides or {}).items() if k in names}
-                key = (dataset, meth, str(c), str(seed), preset, overrides_text(ov))
+                proto = protocol_label(protocol, ratio)
+                key = (dataset, proto, meth, str(c), str(seed), preset, overrides_text(ov))
                 # read again before each row: another process may have added it meanwhile
                 if key in {row_key(r) for r in read_rows(out)}:
                     continue
                 log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
                 t0, c0 = time.perf_counter(), time.process_time()
-                meta = run_experiment({"dataset": dataset, "protocol": "one-class",
-                                       "normal": [c], "n_train": n_train, "seed": seed},
-                                      meth, preset, ov, store=store)
+                task = {"dataset": dataset, "protocol": protocol, "seed": seed,
+                        "normal": c if isinstance(c, str) else [c], "n_train": n_train}
+                if protocol == "unsupervised":
+                    task["ratio"] = ratio
+                meta = run_experiment(task, meth, preset, ov, store=store)
                 cpu = time.process_time() - c0
                 mt = meta["metrics"]
                 primary = meta.get("primary_score") or ""
                 more = {f"{SCORE_PREFIX}{k}": _pct(v.get("auroc"))
                         for k, v in (meta.get("metrics_by_score") or {}).items()
                         if k != primary}
-                row = {"dataset": dataset, "method": meth, "normal_class": c,
-                       "class_name": ds.classes[c], "seed": seed, "preset": preset,
+                row = {"dataset": dataset, "protocol": proto, "method": meth,
+                       "normal_class": c,
+                       "class_name": c if isinstance(c, str) else ds.classes[c], "seed": seed, "preset": preset,
                        "n_train": meta["task_summary"]["train"],
                        "score": primary, "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
                        "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),

@@ -114,16 +114,28 @@ def _cmd_bench(args) -> int:
 
     methods = [m for m in args.methods.split(",") if m]
     overrides = parse_overrides(args.set, methods)
-    n_cls = len(load_dataset(args.dataset).classes)
-    classes = list(range(n_cls)) if args.classes == "all" else \
-        [int(c) for c in args.classes.split(",")]
+    from ocvis.data.protocols import SCENARIOS
+
+    if args.protocol == "latent-multiclass":
+        known = list(SCENARIOS.get(args.dataset, {}))
+        classes = known if args.classes == "all" else \
+            [c.strip().upper() for c in args.classes.split(",") if c.strip()]
+        bad = [c for c in classes if c not in known]
+        if bad or not classes:
+            raise DataError(f"unknown scenario(s) {', '.join(bad) or '(none)'} for "
+                            f"{args.dataset}; known: {', '.join(known) or 'none'}")
+    else:
+        n_cls = len(load_dataset(args.dataset).classes)
+        classes = list(range(n_cls)) if args.classes == "all" else \
+            [int(c) for c in args.classes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     name = args.name or f"{args.dataset}_{args.preset}"
     out = Path(args.out_dir) / f"{name}.csv"
     bench(methods, args.dataset, classes, seeds, args.preset, out,
           n_train=None if args.n_train == 0 else args.n_train, overrides=overrides,
           store=None if args.no_store else RunStore(),
-          progress=lambda line: print(line, flush=True))
+          progress=lambda line: print(line, flush=True), protocol=args.protocol,
+          ratio=args.ratio)
     print(f"wrote {out}")
     return 0
 
@@ -171,7 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="fill a benchmark table, one row per method/class/seed")
     b.add_argument("--methods", default="ics,cls,cae,original,pca,hog")
     b.add_argument("--dataset", default="mnist")
-    b.add_argument("--classes", default="all")
+    b.add_argument("--protocol", default="one-class",
+                   choices=["one-class", "latent-multiclass", "unsupervised"])
+    b.add_argument("--classes", default="all",
+                   help="class indices, or scenarios (e.g. CUR,STR,MIX) for latent-multiclass")
+    b.add_argument("--ratio", type=float, default=10.0, help="outlier %% (unsupervised)")
     b.add_argument("--seeds", default="0")
     b.add_argument("--preset", default="cpu")
     b.add_argument("--n-train", type=int, default=4000, help="0 = all")

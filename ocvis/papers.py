@@ -28,24 +28,46 @@ def table() -> pd.DataFrame:
     return df
 
 
+def paper_methods(method: str) -> list[tuple[str, str]]:
+    """Every (paper key, label) under which a method appears: its own paper first, then the
+    papers that use it as a baseline (the class's ``paper_also``, e.g. Deep SVDD is "DSVDD"
+    in the end-to-end ICS paper and "DeepSVDD" in CLAD's)."""
+    from ocvis.methods import METHODS
+
+    out = [pm] if (pm := paper_method(method)) else []
+    cls = METHODS.get(method)
+    out += [(k, v) for k, v in (getattr(cls, "paper_also", None) or {}).items()
+            if (k, v) not in out]
+    return out
+
+
 def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc") -> float | None:
-    """The paper's value (percent) for our method name, or None if it reports none."""
-    pm = paper_method(method)
-    if pm is None:
-        return None
-    paper, label = pm
+    """The paper's value (percent) for our method name, or None if it reports none (the
+    method's own paper first, then the papers it is a baseline of)."""
     df = table()
-    m = df[(df.paper == paper) & (df.dataset == dataset) & (df.method == label)
-           & (df.metric == metric) & (df.normal_class == str(normal_class))]
-    return float(m.value.iloc[0]) if len(m) else None
+    keys = {str(normal_class)}
+    if str(normal_class).isdigit():  # some tables name the class ("airplane")
+        from ocvis.data.protocols import class_names
+
+        names = class_names(dataset) or ()
+        if int(normal_class) < len(names):
+            keys.add(str(names[int(normal_class)]))
+    for paper, label in paper_methods(method):
+        m = df[(df.paper == paper) & (df.dataset == dataset) & (df.method == label)
+               & (df.metric == metric) & (df.normal_class.isin(keys))]
+        if len(m):
+            return float(m.value.iloc[0])
+    return None
 
 
 def paper_rows(method: str | None = None, dataset: str | None = None) -> pd.DataFrame:
     df = table()
-    pm = paper_method(method) if method else None
-    if pm is not None:
-        paper, label = pm
-        df = df[(df.paper == paper) & (df.method == label)]
+    pms = paper_methods(method) if method else []
+    if pms:
+        keep = pd.Series(False, index=df.index)
+        for paper, label in pms:
+            keep |= (df.paper == paper) & (df.method == label)
+        df = df[keep]
     if dataset:
         df = df[df.dataset == dataset]
     return df

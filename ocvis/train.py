@@ -283,14 +283,16 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
                optimizer: torch.optim.Optimizer, weights: Mapping[str, float] | None = None,
                l2: float = 0.0, l2_params=(), hooks: Hooks | None = None,
                history: History | None = None, global_step: int = 0,
-               scheduler=None) -> int:
+               scheduler=None, until: Callable[[int], bool] | None = None) -> int:
     """Run ``epochs`` x ``steps_per_epoch`` optimiser steps.
 
     ``step(i)`` computes the named loss terms of step ``i`` of the epoch; the total loss
     minimised is ``sum(weights[name] * term)`` (weight 1 by default) plus the L2 term
     ``l2 * sum(w^2)`` over ``l2_params`` (logged as ``l2``). ``scheduler`` (if any) is
-    stepped after every epoch and the learning rate is logged as ``lr``. Hooks that raise
-    are logged, never fatal. Returns the new global step.
+    stepped after every epoch and the learning rate is logged as ``lr``. ``until(epoch)``
+    (if given) is asked after every epoch (1-based) and ends the stage early when it returns
+    True (a convergence rule such as DEC's). Hooks that raise are logged, never fatal.
+    Returns the new global step.
     """
     hooks = SafeHooks(hooks or Hooks())
     weights = dict(weights or {})
@@ -345,6 +347,9 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
                         "time": time.perf_counter() - t0})
         log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
                  ", ".join(f"{k}={v / steps_per_epoch:.4g}" for k, v in sums.items()))
+        if until is not None and until(epoch + 1):
+            log.info("%s stopped after epoch %d of %d", stage, epoch + 1, epochs)
+            break
     return global_step
 
 

@@ -16,6 +16,7 @@ from ocvis.errors import DataError
 from ocvis.methods.ae import CAE, CLS, ICS
 from ocvis.methods.base import (FeatureMethod, Method, config_fields, config_from_dict,
                                 config_to_dict)
+from ocvis.methods.clad import CLAD
 from ocvis.methods.deep_svdd import DeepSVDD
 from ocvis.methods.ics_e2e import ICSE2E, NaiveNN, NNwDS
 from ocvis.methods.shallow import HOG, HOGE2E, PCA, Original, PixelIForest, PixelOCSVM
@@ -35,7 +36,7 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 for _cls in (ICS, CLS, CAE, Original, PCA, HOG, RotNet, ContrastiveDA, Contrastive, DAE,
-             ICSE2E, DeepSVDD, SSIMError, PixelOCSVM, PixelIForest, HOGE2E, NNwDS, NaiveNN):
+             ICSE2E, DeepSVDD, SSIMError, PixelOCSVM, PixelIForest, HOGE2E, NNwDS, NaiveNN, CLAD):
     register(_cls)
 
 

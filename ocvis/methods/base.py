@@ -210,6 +210,7 @@ class Method:
     paper: ClassVar[str] = ""               # citation shown on the pages
     paper_key: ClassVar[str | None] = None  # column "paper" of paper_results.csv
     paper_label: ClassVar[str | None] = None  # column "method" of that paper's tables
+    paper_also: ClassVar[dict[str, str]] = {}  # other papers' (key: label) of a baseline
     table_order: ClassVar[int] = 100        # position in benchmark tables
     Config: ClassVar[type] = BaseConfig
     presets: ClassVar[dict[str, dict]] = {"paper": {}, "cpu": {}}

@@ -102,10 +102,10 @@ class DeepMethod(Method):
                     optimizer: torch.optim.Optimizer | None = None,
                     weights: Mapping[str, float] | None = None, l2: float = 0.0,
                     l2_params=(), schedule: str | None = None,
-                    milestones=()) -> int:
+                    milestones=(), until: Callable[[int], bool] | None = None) -> int:
         """One training stage through the engine: ``epochs`` (raised to ``min_steps``) of
         ``step(i) -> {term: loss}``, optimiser and schedule from the config unless given;
-        the history continues the method's."""
+        the history continues the method's; ``until(epoch)`` may end it early."""
         c = self.config
         epochs = self.epochs_for(epochs, steps_per_epoch)
         opt = optimizer or self.optimizer_for(net.parameters())
@@ -113,7 +113,7 @@ class DeepMethod(Method):
         return run_epochs(net, step, stage=stage, epochs=epochs,
                           steps_per_epoch=steps_per_epoch, optimizer=opt, weights=weights,
                           l2=l2, l2_params=l2_params, hooks=hooks, history=self.history,
-                          global_step=len(self.history), scheduler=sched)
+                          global_step=len(self.history), scheduler=sched, until=until)
 
     def epoch_batches(self, n: int, batch_size: int | None = None,
                       generator: torch.Generator | None = None) -> Callable[[int], torch.Tensor]:

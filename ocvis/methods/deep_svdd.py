@@ -94,6 +94,7 @@ class DeepSVDD(DeepMethod):
     paper = PAPER
     paper_key = "ics_end_to_end"
     paper_label = "DSVDD"
+    paper_also = {"clad": "DeepSVDD"}  # a baseline of CLAD's tables too
     table_order = 31
     Config = SVDDConfig
     presets = SVDD_PRESETS

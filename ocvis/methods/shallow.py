@@ -172,6 +172,7 @@ class PixelOCSVM(Original):
     paper = E2E_PAPER
     paper_key = E2E_KEY
     paper_label = "OCSVM"
+    paper_also = {"clad": "OCSVM"}
     table_order = 32
     Config = E2EShallowConfig
 

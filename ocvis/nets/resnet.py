@@ -49,6 +49,32 @@ class CifarResNet18(nn.Module):
         return self.net(x)
 
 
+class ImageNetStemResNet18(nn.Module):
+    """torchvision's ``resnet18`` with its ImageNet stem kept (7 x 7 stride-2 convolution and
+    max-pool: a 32 x 32 image reaches ``layer4`` as 1 x 1 maps), as the CLAD authors'
+    classifier; ``conv1`` takes ``in_channels`` (grey images) and ``fc`` is removed."""
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        self.net = resnet18(weights=None)
+        if in_channels != 3:
+            self.net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+            nn.init.kaiming_normal_(self.net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.net.fc = nn.Identity()
+        self.out_dim = 512
+
+    @property
+    def stages(self) -> list[tuple[str, nn.Module, int]]:
+        n = self.net
+        return [("layer1", n.layer1, 8), ("layer2", n.layer2, 4), ("layer3", n.layer3, 2),
+                ("layer4", n.layer4, 1)]
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class SmallResNet(nn.Module):
     """A CIFAR-stem ResNet of BasicBlocks: ``blocks`` per stage, channels ``64 * width``,
     ``128 * width``, ... (``blocks=(2, 2, 2, 2), width=1`` is ResNet-18)."""
@@ -132,9 +158,12 @@ class ConvDecoder(nn.Module):
 
 def build_backbone(arch: str, in_channels: int, blocks: tuple[int, ...] = (1, 1, 1, 1),
                    width: float = 0.5) -> nn.Module:
-    """``"resnet18"`` (the paper's) or ``"resnet"`` (:class:`SmallResNet` with the knobs)."""
+    """``"resnet18"`` (CIFAR stem), ``"resnet18-imagenet"`` (ImageNet stem) or ``"resnet"``
+    (:class:`SmallResNet` with the knobs)."""
     if arch == "resnet18":
         return CifarResNet18(in_channels)
+    if arch == "resnet18-imagenet":
+        return ImageNetStemResNet18(in_channels)
     if arch == "resnet":
         return SmallResNet(in_channels, tuple(blocks), width)
-    raise ValueError(f"unknown backbone {arch!r}: resnet18 or resnet")
+    raise ValueError(f"unknown backbone {arch!r}: resnet18, resnet18-imagenet or resnet")
