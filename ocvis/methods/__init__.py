@@ -13,11 +13,12 @@ import logging
 import os
 
 from ocvis.errors import DataError
-from ocvis.methods.ae import CAE, CLS, ICS
+from ocvis.methods.ae import CAE, CLS, ICS, CAEIForest
 from ocvis.methods.base import (FeatureMethod, Method, config_fields, config_from_dict,
                                 config_to_dict)
 from ocvis.methods.clad import CLAD
 from ocvis.methods.deep_svdd import DeepSVDD
+from ocvis.methods.e3outlier import E3Outlier, SSDIForest
 from ocvis.methods.ics_e2e import ICSE2E, NaiveNN, NNwDS
 from ocvis.methods.shallow import HOG, HOGE2E, PCA, Original, PixelIForest, PixelOCSVM
 from ocvis.methods.split_ae import SSIMError
@@ -36,7 +37,7 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 for _cls in (ICS, CLS, CAE, Original, PCA, HOG, RotNet, ContrastiveDA, Contrastive, DAE,
-             ICSE2E, DeepSVDD, SSIMError, PixelOCSVM, PixelIForest, HOGE2E, NNwDS, NaiveNN, CLAD):
+             ICSE2E, DeepSVDD, SSIMError, PixelOCSVM, PixelIForest, HOGE2E, NNwDS, NaiveNN, CLAD, E3Outlier, SSDIForest, CAEIForest):
     register(_cls)
 
 

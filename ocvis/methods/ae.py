@@ -121,6 +121,24 @@ class _AEMethod(DeepMethod, FeatureMethod):
     presets = AE_PRESETS
     stages = ("pretrain", "joint")
     net_factories = {"paper_ae": PaperAutoencoder}
+    # the detector's score, and the reconstruction error (the E3Outlier paper's CAE baseline)
+    score_names = ("score", "reconstruction")
+
+    def _fit(self, x, hooks):
+        scores = super()._fit(x, hooks)
+        scores["reconstruction"] = self._reconstruction_score(x)
+        return scores
+
+    def _scores(self, x):
+        out = super()._scores(x)
+        out["reconstruction"] = self._reconstruction_score(x)
+        return out
+
+    def _reconstruction_score(self, x) -> np.ndarray:
+        """Normality = minus the mean squared reconstruction error of each image."""
+        model = self.model_
+        err = self.predict(lambda b: ((model(b)[1] - b) ** 2).flatten(1).mean(1), x)
+        return -err.numpy().astype(np.float64)
 
     @property
     def model_(self) -> PaperAutoencoder:
@@ -205,7 +223,16 @@ class _AEMethod(DeepMethod, FeatureMethod):
         sd = super().state_dict()
         if hasattr(self, "split_"):
             sd["split_similarity"] = torch.from_numpy(np.array(self.split_.similarity))
+        rec = getattr(self, "train_scores_", {}).get("reconstruction")
+        if rec is not None:
+            sd["train_reconstruction"] = torch.from_numpy(np.asarray(rec))
         return sd
+
+    def load_state_dict(self, sd):
+        out = super().load_state_dict(sd)
+        if "train_reconstruction" in sd:
+            self.train_scores_["reconstruction"] = sd["train_reconstruction"].numpy()
+        return out
 
     def _load_net_state(self, sd):
         if "net_args" in sd:  # saved with its build arguments
@@ -252,6 +279,17 @@ class CAE(_AEMethod):
 
     def _joint(self, x, hooks):
         self._plain_joint(x, hooks, alpha=0.0)
+
+
+class CAEIForest(CAE):
+    """CAE-IF (a baseline of the E3Outlier paper): Isolation Forest on the CAE's latent."""
+
+    name = "cae-iforest"
+    title = "CAE-IF: autoencoder features + Isolation Forest"
+    paper_key = "e3outlier"
+    paper_label = "CAE-IF"
+    table_order = 52
+    presets = {k: {**v, "detector": "iforest"} for k, v in AE_PRESETS.items()}
 
 
 class CLS(_AEMethod):

@@ -1,0 +1,103 @@
+"""E3Outlier (Wang et al. 2019): the 111 surrogate operations, the score formulas, the
+contamination labels kept away from fit, a fit on digits, and the CAE baselines' scores."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from ocvis.data import make_task
+from ocvis.methods import make_method
+from ocvis.metrics import evaluate
+from ocvis.surrogate_ops import apply_op, apply_ops, invert_right_angle, operation_set
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("digits", "unsupervised", 0, ratio=10.0)
+
+
+def test_111_distinct_operations_identity_first():
+    assert [len(operation_set(s)) for s in ("ra", "ra+ia", "all")] == [72, 88, 111]
+    ops = operation_set("all")
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(apply_op(x, ops[0]), x)
+    outs = torch.cat([apply_op(x, op) for op in ops]).flatten(1)
+    assert outs.shape == (111, 3 * 32 * 32)
+    d = torch.cdist(outs, outs)
+    d.fill_diagonal_(float("inf"))
+    assert float(d.min()) > 1.0  # every pair of transformed images differs
+    assert len({op.label() for op in ops}) == 111
+
+
+def test_right_angle_operations_are_invertible_and_batched_ops_match():
+    ops = operation_set("ra")
+    x = torch.rand(4, 1, 32, 32)
+    exact = [op for op in ops if not op.tx and not op.ty]
+    assert len(exact) == 8  # flip x 4 quarter turns
+    for op in exact:
+        assert torch.equal(invert_right_angle(apply_op(x, op), op), x)
+    t = torch.tensor([5, 0, 71, 5])
+    y = apply_ops(x, t, ops)
+    for i in range(4):
+        assert torch.equal(y[i], apply_op(x[i:i + 1], ops[int(t[i])])[0])
+    # a shift moves the content by a quarter of the side (reflected border)
+    right = next(op for op in ops if op.tx == 1 and not op.ty and not op.k and not op.flip)
+    assert torch.equal(apply_op(x, right)[..., 8:], x[..., :24])
+
+
+def test_score_formulas_on_a_hand_made_probability_table():
+    from ocvis.methods.e3outlier import op_scores
+
+    p = torch.tensor([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    s = op_scores(p.log(), torch.tensor([1, 0]))  # log 0 = -inf in row 2
+    assert torch.allclose(s["pl"], torch.tensor([0.2, 1.0], dtype=torch.float64))
+    assert torch.allclose(s["mp"], torch.tensor([0.7, 1.0], dtype=torch.float64))
+    ne = 0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)
+    assert torch.allclose(s["ne"], torch.tensor([ne, 0.0], dtype=torch.float64))
+    assert all(torch.isfinite(v).all() for v in s.values())
+
+
+def test_contamination_labels_never_reach_fit(task, monkeypatch):
+    from ocvis.methods.e3outlier import E3Outlier
+
+    seen = []
+    orig = E3Outlier._fit
+
+    def spy(self, x, hooks):
+        seen.append(x)
+        return orig(self, x, hooks)
+
+    monkeypatch.setattr(E3Outlier, "_fit", spy)
+    a = make_method("e3outlier", "tiny").fit(task)
+    flipped = replace(task, y_train_hidden=1 - task.y_train_hidden, y_test=1 - task.y_test,
+                      train_classes=np.zeros_like(task.train_classes))
+    b = make_method("e3outlier", "tiny").fit(flipped)
+    assert all(isinstance(v, torch.Tensor) and v.shape == task.x_train.shape for v in seen)
+    for k in ("ne", "pl", "mp", "ssd_iforest"):
+        assert np.array_equal(a.train_scores_[k], b.train_scores_[k])
+
+
+def test_fit_on_digits_beats_random(task):
+    m = make_method("e3outlier", "tiny", epochs=3, ops_per_image=8).fit(task)
+    s = m.scores(task.x_test)  # the transductive set: scores reused from the fit
+    assert list(s) == ["ne", "pl", "mp", "ssd_iforest"]
+    assert all(np.isfinite(v).all() for v in s.values())
+    assert evaluate(s["ne"], task.y_test)["auroc"] > 0.6
+    fresh = m.scores(task.x_test.clone())  # another tensor: computed again, same values
+    assert np.allclose(fresh["ne"], s["ne"])
+    from ocvis.explain import Explainer
+
+    res = Explainer(m, "ne").explain(task.x_test[:2], n_steps=4)
+    assert np.isfinite(res["ig"]).all()
+
+
+def test_cae_baselines_store_the_reconstruction_error(task):
+    m = make_method("cae-iforest", "tiny").fit(task)
+    assert m.config.detector == "iforest"
+    s = m.scores(task.x_test[:50])
+    assert set(s) == {"score", "reconstruction"} and (s["reconstruction"] <= 0).all()
+    assert set(m.train_scores_) == {"score", "reconstruction"}
