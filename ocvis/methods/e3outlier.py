@@ -61,8 +61,9 @@ class E3Config(DeepConfig):
     weight_decay: float = option(5e-4, "coupled weight decay (authors' code)", min=0.0,
                                  max=1.0)
     batch_size: int = option(128, "(image, operation) pairs per step", min=2, max=8192)
-    score_batch: int = option(64, "images per scoring batch (x K operations)", min=1,
-                              max=4096)
+    score_batch: int = option(64, "images per scoring batch", min=1, max=4096)
+    score_views: int = option(1024, "transformed views per forward pass when scoring "
+                                    "(bounds the memory)", min=1, max=65536)
 
 
 E3_PRESETS = {
@@ -171,12 +172,19 @@ class E3Outlier(DeepMethod):
         k = len(ops)
         all_t = torch.arange(k)
 
+        per_chunk = max(1, self.config.score_views // self.config.score_batch)
+
         def per_image(b):
             n = len(b)
-            views = torch.cat([apply_op(b, op) for op in ops])       # op-major: K x n
-            t = all_t.repeat_interleave(n).to(b.device)
-            s = op_scores(F.log_softmax(net(views), 1), t)
-            return torch.stack([s[name].view(k, n).mean(0) for name in ("ne", "pl", "mp")], 1)
+            total = torch.zeros(n, 3, dtype=torch.float64, device=b.device)
+            for lo in range(0, k, per_chunk):  # at most score_views views per forward
+                chunk = ops[lo:lo + per_chunk]
+                views = torch.cat([apply_op(b, op) for op in chunk])  # op-major
+                t = all_t[lo:lo + len(chunk)].repeat_interleave(n).to(b.device)
+                s = op_scores(F.log_softmax(net(views), 1), t)
+                total += torch.stack([s[name].view(len(chunk), n).sum(0)
+                                      for name in ("ne", "pl", "mp")], 1)
+            return total / k
 
         out = self.predict(per_image, x, batch_size=self.config.score_batch)
         return {name: out[:, j].numpy() for j, name in enumerate(("ne", "pl", "mp"))}
