@@ -1,47 +1,97 @@
-"""Summarise the reproduction tables written by ``python -m ocvis bench``.
+"""Summarise the ICS-paper reproduction tables written by ``python -m ocvis bench``.
 
-    python bench/summarize_tables.py [--preset cpu] [--out bench/results/summary_cpu.md]
+    python bench/summarize_tables.py [--preset cpu] [--no-rescore] [--out FILE]
 
-Reads ``bench/results/<dataset>_<preset>.csv`` for MNIST, Fashion-MNIST and CIFAR-10 and
-writes a Markdown summary: per dataset, the number of classes done, the mean AUROC and
-balanced accuracy of every method next to the paper's over the same classes (the table's
-own mean rows), and a per-class AUROC table (ours / paper). Nothing is recomputed: the
-figures are the CSV's rows, in the CSV's method order.
+Reads ``bench/results/<dataset>_<preset>.csv`` (seed 0, all classes) and
+``<dataset>_<preset>_seeds.csv`` (seeds 1-2 on two classes) for MNIST, Fashion-MNIST and
+CIFAR-10 and writes a Markdown summary (default ``bench/results/summary_<preset>.md``):
+
+* per dataset and method: classes done, mean AUROC with the paper's default detector (the
+  converged OC-SVM, nu 0.1, gamma 1 / D) next to the paper's mean over the same classes, and
+  the same stored features re-scored with two documented detector variants: OC-SVM on
+  standardised features (``standardize=true``) and KDE. The variants are computed with
+  ``python -m ocvis rescore`` on copies under ``bench/results/variants/`` (no retraining;
+  ``--no-rescore`` reuses the copies as they are);
+* per class: ours / paper;
+* seeds: for the classes with three seeds, mean +- std (sample std, n = 3) of ICS and CLS and
+  of their difference per seed, so a margin can be compared with the seed spread.
+
+Nothing else is recomputed: every figure is a table row or a mean of rows.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
+VARIANTS = {"std": {"standardize": True}, "kde": {"detector": "kde"}}
 
 
 def _f(v) -> str:
-    return "–" if pd.isna(v) else f"{float(v):.2f}"
+    return "–" if v is None or pd.isna(v) else f"{float(v):.2f}"
 
 
-def summarize(df: pd.DataFrame, dataset: str) -> list[str]:
-    is_mean = df["normal_class"].astype(str) == "mean"
-    means = df[is_mean].set_index("method")
-    rows = df[~is_mean].copy()
-    rows["normal_class"] = rows["normal_class"].astype(int)
-    methods = list(means.index)
-    out = [f"## {dataset}", "",
-           "| method | classes | AUROC ours | AUROC paper | gap | BACC ours | BACC paper |",
-           "|---|---|---|---|---|---|---|"]
+def _rows(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"normal_class": str})
+    df = df[df["normal_class"] != "mean"].copy()
+    if "protocol" in df:
+        df = df[df["protocol"].fillna("one-class") == "one-class"]
+    df["normal_class"] = df["normal_class"].astype(int)
+    return df
+
+
+def variant_tables(path: Path, rescore: bool) -> dict[str, pd.DataFrame]:
+    """The table re-scored with each detector variant (copies under results/variants)."""
+    from ocvis.bench import rescore_table
+    from ocvis.runs import RunStore
+
+    out = {}
+    vdir = RESULTS / "variants"
+    vdir.mkdir(exist_ok=True)
+    for name, settings in VARIANTS.items():
+        vp = vdir / f"{path.stem}_{name}.csv"
+        if rescore or not vp.exists():
+            shutil.copyfile(path, vp)
+            rescore_table(vp, RunStore(), **settings)
+        out[name] = _rows(vp)
+    return out
+
+
+def summarize(ds: str, preset: str, rescore: bool) -> list[str]:
+    path = RESULTS / f"{ds}_{preset}.csv"
+    if not path.exists():
+        return [f"## {ds}", "", f"no table yet ({path.name})", ""]
+    rows = _rows(path)
+    var = variant_tables(path, rescore)
+    from ocvis.methods import table_order
+
+    methods = sorted(rows["method"].unique(), key=table_order)
+    out = [f"## {ds}", "",
+           "| method | classes | AUROC (paper's OC-SVM) | paper | gap | OC-SVM standardised | "
+           "KDE | BACC | paper BACC | detector fits ok |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
-        r = means.loc[m]
-        n = rows.loc[rows["method"] == m, "normal_class"].nunique()
-        out.append(f"| {m} | {n} | {_f(r['auroc'])} | {_f(r['paper_auroc'])} | "
-                   f"{_f(r['auroc'] - r['paper_auroc'])} | {_f(r['bacc'])} | "
-                   f"{_f(r['paper_bacc'])} |")
-    out += ["", "AUROC per class, ours / paper:", "",
-            "| class | " + " | ".join(methods) + " |",
-            "|---" * (len(methods) + 1) + "|"]
+        r = rows[rows["method"] == m]
+        cells = [m, str(r["normal_class"].nunique()), _f(r["auroc"].mean()),
+                 _f(r["paper_auroc"].mean()), _f(r["auroc"].mean() - r["paper_auroc"].mean())]
+        for name in VARIANTS:
+            v = var[name]
+            v = v[(v["method"] == m) & v["run_id"].notna()]
+            cells.append(_f(v["auroc"].mean()) if len(v) == len(r) else
+                         f"{_f(v['auroc'].mean())} ({len(v)} rows)")
+        ok = pd.to_numeric(r["detector_ok"], errors="coerce")
+        cells += [_f(r["bacc"].mean()), _f(r["paper_bacc"].mean()),
+                  f"{int(ok.sum())}/{len(r)}"]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "AUROC per class, ours (paper's OC-SVM) / paper:", "",
+            "| class | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for c in sorted(rows["normal_class"].unique()):
         cells = []
         for m in methods:
@@ -49,26 +99,47 @@ def summarize(df: pd.DataFrame, dataset: str) -> list[str]:
             cells.append("–" if r.empty else
                          f"{_f(r['auroc'].iloc[0])} / {_f(r['paper_auroc'].iloc[0])}")
         name = rows.loc[rows["normal_class"] == c, "class_name"].iloc[0]
-        label = f"{c}" if str(name) == str(c) else f"{c} {name}"
-        out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append(f"| {c} {name} | " + " | ".join(cells) + " |")
+    out += [""] + seeds_section(ds, preset, rows)
+    return out + [""]
+
+
+def seeds_section(ds: str, preset: str, seed0: pd.DataFrame) -> list[str]:
+    path = RESULTS / f"{ds}_{preset}_seeds.csv"
+    if not path.exists():
+        return ["No seed table yet.", ""]
+    s = pd.concat([_rows(path), seed0[seed0["method"].isin(["ics", "cls"])]])
+    s = s[s["method"].isin(["ics", "cls"])]
+    out = ["Seeds (AUROC, mean +- std over the seeds present, paper's OC-SVM):", "",
+           "| class | seeds | ICS | CLS | ICS - CLS |", "|---|---|---|---|---|"]
+    for c in sorted(s["normal_class"].unique()):
+        sc = s[s["normal_class"] == c]
+        piv = sc.pivot_table(index="seed", columns="method", values="auroc")
+        if not {"ics", "cls"} <= set(piv.columns):
+            continue
+        piv = piv.dropna()
+        d = piv["ics"] - piv["cls"]
+
+        def ms(v):
+            return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+
+        out.append(f"| {c} | {len(piv)} | {ms(piv['ics'])} | {ms(piv['cls'])} | {ms(d)} |")
     return out + [""]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--no-rescore", action="store_true",
+                    help="reuse the variant copies under bench/results/variants")
     ap.add_argument("--out", type=Path, default=None,
                     help="Markdown file (default bench/results/summary_<preset>.md)")
     args = ap.parse_args(argv)
-    lines = [f"# Reproduction tables, `{args.preset}` preset",
-             "", (f"Written by `python bench/summarize_tables.py --preset {args.preset}` "
-                  "from the CSV files beside this one."), ""]
+    lines = [f"# ICS reproduction tables, `{args.preset}` preset", "",
+             f"Written by `python bench/summarize_tables.py --preset {args.preset}` from the "
+             "CSV files beside this one (stored runs re-scored for the detector variants).", ""]
     for ds in DATASETS:
-        path = RESULTS / f"{ds}_{args.preset}.csv"
-        if path.exists():
-            lines += summarize(pd.read_csv(path), ds)
-        else:
-            lines += [f"## {ds}", "", f"no table yet ({path.name})", ""]
+        lines += summarize(ds, args.preset, not args.no_rescore)
     text = "\n".join(lines)
     out = args.out or RESULTS / f"summary_{args.preset}.md"
     out.write_text(text)
