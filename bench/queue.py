@@ -1,0 +1,155 @@
+"""Fill every reproduction table of the project, in priority order, one lane per core.
+
+    OCVIS_DATA_ROOT=../shared/datasets nohup python bench/queue.py [--lanes 2] \\
+        [--only ics,two-stage,...] [--list] > /tmp/queue.log 2>&1 &
+
+The plan below is a list of units; a unit is one ``python -m ocvis bench`` call for one class
+(or scenario) of one table, so lanes interleave at class level and a stopped queue loses at
+most the row each lane was running. ``bench`` skips rows already in a table, so restarting the
+queue resumes where it stopped. Each lane runs one torch thread (``OMP_NUM_THREADS=1``) at
+``nice 10``; output goes to ``bench/results/queue_<lane>.log`` (not committed). ``--list``
+prints the units and whether their rows are done.
+
+Groups (in this order): ``ics`` (issue 13: the ICS paper's tables, seed 0 then seeds 1-2),
+``two-stage`` (issue 14), ``e2e`` (issue 15), ``clad`` (issue 16), ``e3`` (issue 17).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PY = os.environ.get("PY", str(ROOT / ".venv" / "bin" / "python"))
+ICS_METHODS = "ics,cls,cae,original,pca,hog"
+E2E_METHODS = "ics-e2e,deep-svdd,ssim-error,ocsvm,iforest,hog-e2e"
+
+
+def unit(group, table, dataset, cls, methods, seeds="0", preset="cpu", protocol="one-class",
+         n_train=4000, extra=()):
+    return {"group": group, "table": table, "dataset": dataset, "classes": str(cls),
+            "methods": methods, "seeds": seeds, "preset": preset, "protocol": protocol,
+            "n_train": n_train, "extra": list(extra)}
+
+
+def plan() -> list[dict]:
+    u = []
+    # issue 13: seed 0, all classes, both datasets' lanes interleaved; then the seeds
+    for c in range(10):
+        for ds in ("mnist", "fashion-mnist"):
+            u.append(unit("ics", f"{ds}_cpu", ds, c, ICS_METHODS))
+    for c in range(10):
+        u.append(unit("ics", "cifar10_cpu", "cifar10", c, ICS_METHODS))
+    for ds, classes in (("mnist", (3, 8)), ("fashion-mnist", (0, 6)), ("cifar10", (0, 3))):
+        for c in classes:
+            u.append(unit("ics", f"{ds}_cpu_seeds", ds, c, "ics,cls", seeds="1,2"))
+    # issue 14: CIFAR-10 rotnet and contrastive-da, all 5,000 images of a class
+    for c in range(10):
+        u.append(unit("two-stage", "cifar10_two_stage_cpu", "cifar10", c, "rotnet", n_train=0))
+        u.append(unit("two-stage", "cifar10_two_stage_cpu", "cifar10", c, "contrastive-da",
+                      n_train=0))
+    for c in range(3):
+        u.append(unit("two-stage", "cifar10_two_stage_cpu", "cifar10", c, "contrastive,dae",
+                      n_train=0))
+    for c in range(10):
+        u.append(unit("two-stage", "fashion-mnist_two_stage_cpu", "fashion-mnist", c,
+                      "rotnet", n_train=0))
+    # issue 15: the end-to-end paper's table
+    for ds in ("mnist", "fashion-mnist", "cifar10"):
+        for c in range(10):
+            u.append(unit("e2e", f"{ds}_e2e_cpu", ds, c, E2E_METHODS))
+    for c in range(10):
+        u.append(unit("e2e", "mnist_e2e_cpu", "mnist", c, "naive-nn,nnwds"))
+    for ds, classes in (("mnist", (3, 8)), ("fashion-mnist", (0, 6)), ("cifar10", (0, 3))):
+        for c in classes:
+            u.append(unit("e2e", f"{ds}_e2e_cpu_seeds", ds, c, "ics-e2e,deep-svdd",
+                          seeds="1,2"))
+    # issue 16: CLAD's latent-multiclass scenarios (seeds 0-2) and CIFAR-10 one-class
+    for ds, scen in (("mnist", ("CUR", "STR", "MIX")), ("cifar10", ("THG", "LIV"))):
+        for s in scen:
+            u.append(unit("clad", f"{ds}_clad_cpu", ds, s, "clad,deep-svdd,ocsvm",
+                          seeds="0,1,2", protocol="latent-multiclass"))
+    for c in range(10):
+        u.append(unit("clad", "cifar10_clad_cpu", "cifar10", c, "clad"))
+    # issue 17: E3Outlier at 10 % outliers (all classes), 20 % on CIFAR-10, seeds
+    for ds in ("mnist", "fashion-mnist", "cifar10"):
+        for c in range(10):
+            u.append(unit("e3", f"{ds}_e3_cpu", ds, c, "e3outlier,cae,cae-iforest",
+                          protocol="unsupervised", n_train=0, extra=["--ratio", "10"]))
+    for c in range(10):
+        u.append(unit("e3", "cifar10_e3_cpu", "cifar10", c, "e3outlier",
+                      protocol="unsupervised", n_train=0, extra=["--ratio", "20"]))
+    for c in (0, 3):
+        u.append(unit("e3", "cifar10_e3_cpu_seeds", "cifar10", c, "e3outlier",
+                      seeds="1,2", protocol="unsupervised", n_train=0,
+                      extra=["--ratio", "10"]))
+    return u
+
+
+def command(x: dict) -> list[str]:
+    return [PY, "-m", "ocvis", "bench", "--methods", x["methods"], "--dataset", x["dataset"],
+            "--classes", x["classes"], "--seeds", x["seeds"], "--preset", x["preset"],
+            "--protocol", x["protocol"], "--n-train", str(x["n_train"]), "--name", x["table"],
+            *x["extra"]]
+
+
+def done(x: dict) -> bool:
+    """All rows of the unit are in its table (protocol and settings as the unit's)."""
+    path = RESULTS / f"{x['table']}.csv"
+    if not path.exists():
+        return False
+    ratio = x["extra"][1] if "--ratio" in x["extra"] else None
+    proto = f"unsupervised-{float(ratio):g}" if x["protocol"] == "unsupervised" else x["protocol"]
+    have = {(r.get("protocol") or "one-class", r["method"], r["normal_class"], r["seed"])
+            for r in csv.DictReader(path.open()) if not r.get("overrides")}
+    return all((proto, m, x["classes"], s) in have
+               for m in x["methods"].split(",") for s in x["seeds"].split(","))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lanes", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated groups")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args(argv)
+    units = [x for x in plan() if not args.only or x["group"] in args.only.split(",")]
+    if args.list:
+        for x in units:
+            print(("done " if done(x) else "todo ") + " ".join(command(x)[3:]))
+        return 0
+    todo = [x for x in units if not done(x)]
+    print(f"{len(todo)} of {len(units)} units to run on {args.lanes} lane(s)", flush=True)
+    lock = threading.Lock()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def lane(i: int) -> None:
+        log = (RESULTS / f"queue_{i}.log").open("a")
+        while True:
+            with lock:
+                if not todo:
+                    return
+                x = todo.pop(0)
+            t0 = time.time()
+            log.write(f"== {time.strftime('%H:%M')} {' '.join(command(x)[3:])}\n")
+            log.flush()
+            rc = subprocess.call(["nice", "-n", "10", *command(x)], cwd=ROOT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT)
+            print(f"lane {i}: {x['table']} {x['methods']} class {x['classes']} seeds "
+                  f"{x['seeds']}: rc {rc}, {time.time() - t0:.0f} s", flush=True)
+
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(args.lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
