@@ -6,8 +6,9 @@
   (4,000 images, cpu preset): SSIM range, contrast, galleries, originals vs reconstructions.
 * ``reload``: a CAE run started on the Train page (Fashion-MNIST class 7 remembered as the
   task), the page reloaded while it trains: the task and the running job are still shown.
-* ``explain:RUN_ID``: the Explain page of a stored run (``$OCVIS_RUNS_DIR``, e.g. a bench
-  row's run) for its most normal and its most anomalous test image (two screenshots).
+* ``explain:RUN_ID[:N[:PREFIX]]``: the Explain page of a stored run (``$OCVIS_RUNS_DIR``,
+  e.g. a bench row's run) for its N (default 1) most normal and N most anomalous test images
+  (two screenshots, ``PREFIX_normal.png`` and ``PREFIX_anomalous.png``, default ``explain``).
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def reload_during_training(page, server, out: Path) -> None:
     page.get_by_role("button", name="Cancel").first.click()
 
 
-def explain_run(page, server, out: Path, run_id: str) -> None:
+def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
+                prefix: str = "explain") -> None:
     for source, label in (("normal", "Most normal test images"),
                           ("anomalous", "Most anomalous test images")):
         _open(page, server, "Explain", "Explain")
@@ -67,13 +69,13 @@ def explain_run(page, server, out: Path, run_id: str) -> None:
         page.get_by_role("option", name=label).first.click()
         wait_for_app(page)
         n = page.get_by_role("spinbutton", name="How many")
-        n.fill("1")
+        n.fill(str(n_images))
         n.press("Enter")
         wait_for_app(page)
         page.get_by_text("IG completeness error", exact=False).first.wait_for(timeout=600_000)
         wait_for_app(page)
         time.sleep(2)  # a screenshot, not a test: let the image decode
-        page.screenshot(path=str(out / f"explain_{source}.png"), full_page=True)
+        page.screenshot(path=str(out / f"{prefix}_{source}.png"), full_page=True)
 
 
 SCENES = {"split-mnist3": ({"dataset": "mnist", "normal": [3], "n_train": 4000}, split_mnist3),
@@ -89,14 +91,16 @@ def main(argv: list[str]) -> int:
         if name.startswith("explain:"):
             import os
 
-            rid = name.split(":", 1)[1]
+            _, rid, *more = name.split(":")
+            n_images = int(more[0]) if more else 1
+            prefix = more[1] if len(more) > 1 else "explain"
             runs = Path(os.environ.get("OCVIS_RUNS_DIR", "runs")).resolve()
             with tempfile.TemporaryDirectory() as tmp, \
                     streamlit_server(Path(tmp), env_extra={"OCVIS_RUNS_DIR": str(runs),
                                                            "OCVIS_UMAP_WARMUP": "0"}) as server, \
                     browser() as b:
                 page = b.new_page(viewport={"width": 1400, "height": 1500})
-                explain_run(page, server, out, rid)
+                explain_run(page, server, out, rid, n_images, prefix)
                 print(f"{name}: done", flush=True)
             continue
         task, fn = SCENES[name]

@@ -140,6 +140,19 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_perf(args) -> int:
+    from ocvis.perf import BENCHES, run
+
+    only = [b for b in args.only.split(",") if b] if args.only else None
+    bad = [b for b in only or [] if b not in BENCHES]
+    if bad:
+        raise DataError(f"unknown benchmark(s) {', '.join(bad)}; known: {', '.join(BENCHES)}")
+    out = run(only, quick=args.quick, out=Path(args.out) if args.out else None,
+              progress=lambda line: print(line, flush=True))
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_rescore(args) -> int:
     from ocvis.bench import rescore_table
     from ocvis.methods.base import DetectorConfig, parse_field_value
@@ -200,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "open it and `rescore` re-fits its detector without retraining)")
     b.add_argument("--store", action="store_true", help=argparse.SUPPRESS)  # the default now
     b.set_defaults(func=_cmd_bench)
+    pf = sub.add_parser("perf", help="run the performance benchmarks (ratios against "
+                                     "references measured in the same run)")
+    pf.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    pf.add_argument("--only", default="", help="comma-separated: ssim, engine, ae-step, "
+                                               "detectors, umap, dashboard")
+    pf.add_argument("--out", default=None, help="CSV (default bench/results/perf.csv)")
+    pf.set_defaults(func=_cmd_perf)
     rs = sub.add_parser("rescore", help="re-fit the detector of every stored row of a table "
                                         "on its stored features (no retraining)")
     rs.add_argument("table", help="a bench CSV, e.g. bench/results/mnist_cpu.csv")
