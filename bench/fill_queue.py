@@ -1,13 +1,13 @@
 """Fill every reproduction table of the project, in priority order, one lane per core.
 
-    OCVIS_DATA_ROOT=../shared/datasets nohup python bench/queue.py [--lanes 2] \\
+    OCVIS_DATA_ROOT=../shared/datasets nohup python bench/fill_queue.py [--lanes 2] \\
         [--only ics,two-stage,...] [--list] > /tmp/queue.log 2>&1 &
 
 The plan below is a list of units; a unit is one ``python -m ocvis bench`` call for one class
 (or scenario) of one table, so lanes interleave at class level and a stopped queue loses at
 most the row each lane was running. ``bench`` skips rows already in a table, so restarting the
 queue resumes where it stopped. Each lane runs one torch thread (``OMP_NUM_THREADS=1``) at
-``nice 10``; output goes to ``bench/results/queue_<lane>.log`` (not committed). ``--list``
+``nice 10``; output goes to ``bench/results/fill_queue_<lane>.log`` (not committed). ``--list``
 prints the units and whether their rows are done.
 
 Groups (in this order): ``ics`` (issue 13: the ICS paper's tables, seed 0 then seeds 1-2),
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
     def lane(i: int) -> None:
-        log = (RESULTS / f"queue_{i}.log").open("a")
+        log = (RESULTS / f"fill_queue_{i}.log").open("a")
         while True:
             with lock:
                 if not todo:
