@@ -167,10 +167,14 @@ class Explainer:
         s, sb = self.score(x), self.score(base)
         ig = IntegratedGradients(self.model)
         n = max(2, int(n_steps))
+        # about 512 network forwards per internal batch: a score that runs the network on
+        # several views of each image (E3Outlier's mean over K operations) says how many
+        views = max(1, int(getattr(self.model.inner, "views_per_image", 1)))
+        per_batch = max(1, 512 // (max(1, len(x)) * views)) * len(x)
         while True:
             attr, delta = ig.attribute(x, baselines=base, n_steps=n,
-                                       internal_batch_size=max(1, 512 // max(1, len(x))) *
-                                       len(x), return_convergence_delta=True)
+                                       internal_batch_size=per_batch,
+                                       return_convergence_delta=True)
             delta = delta.detach().cpu()
             if completeness_error(delta, s, sb).max() <= tolerance or n >= max_steps:
                 break

@@ -90,6 +90,7 @@ class _NEModel(nn.Module):
     def __init__(self, net: nn.Module, ops) -> None:
         super().__init__()
         self.net, self.ops = net, ops
+        self.views_per_image = len(ops)  # the explainer sizes its batches by it
 
     def forward(self, x):
         total = 0.0

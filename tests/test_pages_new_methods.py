@@ -1,0 +1,54 @@
+"""The methods of the later papers reach Latent, Evaluate and Explain with no page-specific
+code: a CLAD run (latent-multiclass scenario, several scores, pseudo-labels as a per-sample
+column) and an E3Outlier run (unsupervised protocol, transductive)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ocvis.experiment import run_experiment
+from ocvis.runs import RunStore
+
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+CASES = {
+    "clad": ({"dataset": "digits", "protocol": "latent-multiclass", "normal": "CUR",
+              "seed": 0}, {"pretrain_epochs": 1, "dec_epochs": 1, "epochs": 1}),
+    "e3outlier": ({"dataset": "digits", "protocol": "unsupervised", "normal": [0],
+                   "ratio": 10.0, "seed": 0}, {}),
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_streamlit):
+    yield
+
+
+@pytest.mark.parametrize("method", list(CASES))
+def test_latent_evaluate_explain(method):
+    task, overrides = CASES[method]
+    meta = run_experiment(dict(task), method, "tiny", overrides, store=RunStore())
+    assert len(meta["score_names"]) > 1
+    at = AppTest.from_file(str(PAGES / "4_Latent_Space.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    at.selectbox(key="latent_proj").set_value("pca").run()
+    assert not at.exception, at.exception
+    colours = at.selectbox(key="latent_color").options
+    if method == "clad":
+        assert any("pseudo_label" in str(o) for o in colours), colours
+    else:
+        assert any("predicted_operation" in str(o) for o in colours), colours
+    ev = AppTest.from_file(str(PAGES / "5_Evaluate.py"), default_timeout=120).run()
+    assert not ev.exception, ev.exception
+    tables = [d.value for d in ev.dataframe if "metric" in d.value.columns]
+    assert tables and list(tables[0]["metric"])[0] == "AUROC"
+    assert tables[0]["ours (%)"].iloc[0] == pytest.approx(100 * meta["metrics"]["auroc"])
+    assert len(ev.get("plotly_chart")) >= 3
+    ex = AppTest.from_file(str(PAGES / "6_Explain.py"), default_timeout=300)
+    ex.run()
+    assert not ex.exception, ex.exception
+    ex.number_input(key="explain_n").set_value(1).run()
+    assert not ex.exception, ex.exception
+    heads = ex.selectbox(key="explain_head").options
+    assert heads, "a head to explain through"
