@@ -74,7 +74,9 @@ def test_seeded_fit_is_deterministic(task):
         [r["losses"]["total"] for r in b.history.records]
 
 
-def test_pretrain_cache_is_reused(task):
+def test_pretrain_cache_is_reused(task, tmp_path, monkeypatch):
+    # a cache of its own: other tests train the same stage 1 into the session's cache
+    monkeypatch.setenv("OCVIS_CACHE_DIR", str(tmp_path))
     a = make_method("cae", "tiny").fit(task)
     b = make_method("ics", "tiny").fit(task)
     assert not a.pretrain_reused_ and b.pretrain_reused_

@@ -57,10 +57,9 @@ from ocvis.errors import DataError, OcvisWarning
 from ocvis.methods.base import DetectorConfig, FeatureMethod, option
 from ocvis.methods.deep import DeepConfig, DeepMethod
 from ocvis.methods.split_ae import (BATCH_SIZE, L2_WEIGHT, LATENT_DIM, RHO, SplitAutoencoder,
-                                    stage1_config)
+                                    split_arrays, stage1_config, stage1_info)
 from ocvis.nets import PaperAutoencoder
 from ocvis.nets.paper_ae import conv_weights
-from ocvis.split import SplitResult
 from ocvis.train import Hooks, recalibrate_batchnorm
 
 log = logging.getLogger(__name__)
@@ -204,15 +203,11 @@ class _AEMethod(DeepMethod, FeatureMethod):
 
     def fit_info(self) -> dict:
         info = super().fit_info()
-        info.update(pretrain_reused=bool(getattr(self, "pretrain_reused_", False)),
-                    pretrain_seconds=float(getattr(self, "pretrain_seconds_", 0.0)))
+        info.update(stage1_info(self))
         return info
 
     def fit_arrays(self) -> dict[str, np.ndarray]:
-        sp: SplitResult | None = getattr(self, "split_", None)
-        if sp is None:
-            return {}
-        return {"split_similarity": sp.similarity, "split_atypical": sp.atypical}
+        return split_arrays(getattr(self, "split_", None))
 
     # -- persistence --------------------------------------------------------------------
     def _net_state(self):

@@ -159,5 +159,25 @@ class DeepMethod(Method):
             net.eval()
 
 
+class LatentState:
+    """Persistence of a deep method whose state is its networks plus the training images'
+    representation ``train_latent_`` (kept for the KDE explanation head and the Latent
+    page). Mixed in before :class:`DeepMethod`."""
+
+    def state_dict(self):
+        self._check_fitted()
+        sd = self.nets_state()
+        if getattr(self, "train_latent_", None) is not None:
+            sd["train_latent"] = torch.from_numpy(np.asarray(self.train_latent_))
+        return sd
+
+    def load_state_dict(self, sd):
+        self.load_nets_state(sd)
+        if "train_latent" in sd:
+            self.train_latent_ = sd["train_latent"].numpy()
+        self.fitted_ = True
+        return self
+
+
 def as_numpy64(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64)

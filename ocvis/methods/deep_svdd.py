@@ -36,7 +36,7 @@ from torch import nn
 
 from ocvis.errors import DataError
 from ocvis.methods.base import option
-from ocvis.methods.deep import DeepConfig, DeepMethod
+from ocvis.methods.deep import DeepConfig, DeepMethod, LatentState
 from ocvis.nets.ics_net import LeNetAutoencoder
 from ocvis.train import Hooks
 
@@ -86,7 +86,7 @@ def lenet_shape(channels: int) -> dict:
     return {"filters": [32, 64, 128], "rep_dim": 128}
 
 
-class DeepSVDD(DeepMethod):
+class DeepSVDD(LatentState, DeepMethod):
     """Deep Support Vector Data Description."""
 
     name = "deep-svdd"
@@ -202,19 +202,6 @@ class DeepSVDD(DeepMethod):
         cent = self.nets["centre"]
         return {"centre_norm": float(cent.c.norm()), "radius": float(cent.R)}
 
-    def state_dict(self):
-        self._check_fitted()
-        sd = self.nets_state()
-        if getattr(self, "train_latent_", None) is not None:
-            sd["train_latent"] = torch.from_numpy(np.asarray(self.train_latent_))
-        return sd
-
-    def load_state_dict(self, sd):
-        self.load_nets_state(sd)
-        if "train_latent" in sd:
-            self.train_latent_ = sd["train_latent"].numpy()
-        self.fitted_ = True
-        return self
 
 
 class _NegDistance(nn.Module):

@@ -42,8 +42,9 @@ from torch.nn import functional as F
 from ocvis import losses as L
 from ocvis.errors import DataError, OcvisWarning
 from ocvis.methods.base import option
-from ocvis.methods.deep import DeepConfig, DeepMethod
-from ocvis.methods.split_ae import RHO, SplitAutoencoder, SplitConfig
+from ocvis.methods.deep import DeepConfig, DeepMethod, LatentState
+from ocvis.methods.split_ae import (RHO, SplitAutoencoder, SplitConfig, split_arrays,
+                                     stage1_info)
 from ocvis.nets.ics_net import DistanceNet, ICSNet
 from ocvis.train import Hooks, recalibrate_batchnorm
 
@@ -99,7 +100,7 @@ def _conv_kernels(net: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in net.modules() if isinstance(m, nn.Conv2d)]
 
 
-class _E2EBase(DeepMethod):
+class _E2EBase(LatentState, DeepMethod):
     """Shared: the split, the network, the training cycle, the score."""
 
     paper = PAPER
@@ -220,29 +221,12 @@ class _E2EBase(DeepMethod):
         return self.net_.conv_layers()
 
     def fit_info(self) -> dict:
-        return {"pretrain_reused": bool(getattr(self, "pretrain_reused_", False)),
-                "pretrain_seconds": float(getattr(self, "pretrain_seconds_", 0.0))}
+        return stage1_info(self)
 
     def fit_arrays(self):
-        sp = getattr(self, "split_", None)
-        if sp is None:
-            return {}
-        return {"split_similarity": sp.similarity, "split_atypical": sp.atypical}
+        return split_arrays(getattr(self, "split_", None))
 
     # -- persistence ------------------------------------------------------------------------
-    def state_dict(self):
-        self._check_fitted()
-        sd = self.nets_state()
-        if getattr(self, "train_latent_", None) is not None:
-            sd["train_latent"] = torch.from_numpy(np.asarray(self.train_latent_))
-        return sd
-
-    def load_state_dict(self, sd):
-        self.load_nets_state(sd)
-        if "train_latent" in sd:
-            self.train_latent_ = sd["train_latent"].numpy()
-        self.fitted_ = True
-        return self
 
 
 class _Normality(nn.Module):

@@ -207,14 +207,10 @@ class SplitAutoencoder(DeepMethod):
         return self.predict(self.model_.encoder, x).numpy().astype(np.float64)
 
     def fit_info(self) -> dict:
-        return {"pretrain_reused": bool(getattr(self, "pretrain_reused_", False)),
-                "pretrain_seconds": float(getattr(self, "pretrain_seconds_", 0.0))}
+        return stage1_info(self)
 
     def fit_arrays(self) -> dict[str, np.ndarray]:
-        sp = getattr(self, "split_", None)
-        if sp is None:
-            return {}
-        return {"split_similarity": sp.similarity, "split_atypical": sp.atypical}
+        return split_arrays(getattr(self, "split_", None))
 
     def state_dict(self):
         self._check_fitted()
@@ -224,6 +220,19 @@ class SplitAutoencoder(DeepMethod):
         self.load_nets_state(sd)
         self.fitted_ = True
         return self
+
+
+def stage1_info(m) -> dict:
+    """Whether a method's stage-1 autoencoder came from the cache, and its seconds."""
+    return {"pretrain_reused": bool(getattr(m, "pretrain_reused_", False)),
+            "pretrain_seconds": float(getattr(m, "pretrain_seconds_", 0.0))}
+
+
+def split_arrays(split) -> dict[str, np.ndarray]:
+    """A split's per-training-sample arrays, as runs store them (none without a split)."""
+    if split is None:
+        return {}
+    return {"split_similarity": split.similarity, "split_atypical": split.atypical}
 
 
 def stage1_config(cfg, epochs_field: str = "pretrain_epochs") -> SplitConfig:
