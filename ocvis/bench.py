@@ -26,7 +26,7 @@ BENCH_COLUMNS = ["dataset", "protocol", "method", "normal_class", "class_name", 
                  "score", "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                  "detector_ok", "outlier_frac", "detector_problem", "train_seconds",
                  "cpu_seconds", "pretrain_reused", "device", "threads", "overrides", "run_id",
-                 "finished"]
+                 "finished", "error"]
 MEAN_COLUMNS = ("auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                 "train_seconds", "cpu_seconds")
 SCORE_PREFIX = "auroc_"  # one extra column per further score of a run: auroc_<score>
@@ -156,6 +156,71 @@ def detector_columns(info: dict | None) -> dict:
             "detector_problem": det.get("problem") or ""}
 
 
+def row_settings(meth: str, overrides: dict | None) -> dict:
+    """The overrides that apply to ``meth`` (the ones its config has)."""
+    from ocvis.methods import get_method
+
+    names = {f.name for f in fields(get_method(meth).Config)}
+    return {k: v for k, v in (overrides or {}).items() if k in names}
+
+
+def todo_rows(methods, dataset, classes, seeds, preset, out: Path, overrides=None,
+              protocol: str = "one-class", ratio: float = 10.0) -> list[tuple]:
+    """(method, class, seed) of the rows not yet in ``out`` (failed rows count as to do),
+    in the order they are run: methods of one (class, seed) back to back."""
+    proto = protocol_label(protocol, ratio)
+    have = {row_key(r) for r in read_rows(out) if not r.get("error")}
+    return [(meth, c, seed) for seed in seeds for c in classes for meth in methods
+            if (dataset, proto, meth, str(c), str(seed), preset,
+                overrides_text(row_settings(meth, overrides))) not in have]
+
+
+def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int | None = 4000,
+              overrides: dict | None = None, store=None, protocol: str = "one-class",
+              ratio: float = 10.0) -> dict:
+    """Run one (method, class, seed) and return its table row (strings)."""
+    from ocvis.data import load_dataset
+    from ocvis.papers import paper_value
+
+    ov = row_settings(meth, overrides)
+    log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
+    c0 = time.process_time()
+    task = {"dataset": dataset, "protocol": protocol, "seed": seed,
+            "normal": c if isinstance(c, str) else [c], "n_train": n_train}
+    if protocol == "unsupervised":
+        task["ratio"] = ratio
+    meta = run_experiment(task, meth, preset, ov, store=store)
+    cpu = time.process_time() - c0
+    mt = meta["metrics"]
+    primary = meta.get("primary_score") or ""
+    more = {f"{SCORE_PREFIX}{k}": _pct(v.get("auroc"))
+            for k, v in (meta.get("metrics_by_score") or {}).items() if k != primary}
+    name = c if isinstance(c, str) else load_dataset(dataset).classes[c]
+    row = {"dataset": dataset, "protocol": protocol_label(protocol, ratio), "method": meth,
+           "normal_class": c, "class_name": name, "seed": seed, "preset": preset,
+           "n_train": meta["task_summary"]["train"],
+           "score": primary, "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
+           "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),
+           "paper_auroc": paper_value(meth, dataset, c, "auroc") or "",
+           "paper_bacc": paper_value(meth, dataset, c, "bacc") or "",
+           **detector_columns(meta.get("info")),
+           "train_seconds": f"{meta['fit_seconds']:.1f}", "cpu_seconds": f"{cpu:.0f}",
+           "pretrain_reused": int(meta.get("pretrain_reused", False)),
+           "device": meta["device"], "threads": meta.get("threads", ""),
+           "overrides": overrides_text(ov), "run_id": meta.get("id") or "",
+           "finished": time.strftime("%Y-%m-%d %H:%M"), **more}
+    return {k: str(v) for k, v in row.items()}
+
+
+def progress_line(row: dict, seconds: float) -> str:
+    if row.get("error"):
+        return (f"{row['method']:8s} {row['dataset']} class {row['normal_class']} seed "
+                f"{row['seed']}: FAILED ({row['error']})")
+    return (f"{row['method']:8s} {row['dataset']} class {row['normal_class']} seed "
+            f"{row['seed']}: AUROC {row['auroc']} (paper {row['paper_auroc']}), BACC "
+            f"{row['bacc']} (paper {row['paper_bacc']}), {seconds:.0f} s")
+
+
 def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
           preset: str, out: Path, n_train: int | None = 4000, overrides: dict | None = None,
           store=None, progress: Callable[[str], None] | None = None,
@@ -166,57 +231,21 @@ def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     ``ratio`` % outliers) or scenario names (``latent-multiclass``, e.g. ``"CUR"``).
     Methods of one (class, seed) run back to back so that the deep ones share the cached
     stage-1 autoencoder. ``overrides`` apply to the methods that have those settings.
-    ``progress`` gets one line per finished row.
+    ``progress`` gets one line per finished row. (:func:`ocvis.cluster.ray_bench` does the
+    same with every row a Ray task.)
     """
-    from ocvis.data import load_dataset
-    from ocvis.methods import get_method
-    from ocvis.papers import paper_value
-
-    ds = load_dataset(dataset)
-    for seed in seeds:
-        for c in classes:
-            for meth in methods:
-                names = {f.name for f in fields(get_method(meth).Config)}
-                ov = {k: v for k, v in (overrides or {}).items() if k in names}
-                proto = protocol_label(protocol, ratio)
-                key = (dataset, proto, meth, str(c), str(seed), preset, overrides_text(ov))
-                # read again before each row: another process may have added it meanwhile
-                if key in {row_key(r) for r in read_rows(out)}:
-                    continue
-                log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
-                t0, c0 = time.perf_counter(), time.process_time()
-                task = {"dataset": dataset, "protocol": protocol, "seed": seed,
-                        "normal": c if isinstance(c, str) else [c], "n_train": n_train}
-                if protocol == "unsupervised":
-                    task["ratio"] = ratio
-                meta = run_experiment(task, meth, preset, ov, store=store)
-                cpu = time.process_time() - c0
-                mt = meta["metrics"]
-                primary = meta.get("primary_score") or ""
-                more = {f"{SCORE_PREFIX}{k}": _pct(v.get("auroc"))
-                        for k, v in (meta.get("metrics_by_score") or {}).items()
-                        if k != primary}
-                row = {"dataset": dataset, "protocol": proto, "method": meth,
-                       "normal_class": c,
-                       "class_name": c if isinstance(c, str) else ds.classes[c], "seed": seed, "preset": preset,
-                       "n_train": meta["task_summary"]["train"],
-                       "score": primary, "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
-                       "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),
-                       "paper_auroc": paper_value(meth, dataset, c, "auroc") or "",
-                       "paper_bacc": paper_value(meth, dataset, c, "bacc") or "",
-                       **detector_columns(meta.get("info")),
-                       "train_seconds": f"{meta['fit_seconds']:.1f}",
-                       "cpu_seconds": f"{cpu:.0f}",
-                       "pretrain_reused": int(meta.get("pretrain_reused", False)),
-                       "device": meta["device"], "threads": meta.get("threads", ""),
-                       "overrides": overrides_text(ov), "run_id": meta.get("id") or "",
-                       "finished": time.strftime("%Y-%m-%d %H:%M"), **more}
-                add_row(out, {k: str(v) for k, v in row.items()})
-                if progress is not None:
-                    progress(f"{meth:8s} {dataset} class {c} seed {seed}: AUROC "
-                             f"{row['auroc']} (paper {row['paper_auroc']}), BACC "
-                             f"{row['bacc']} (paper {row['paper_bacc']}), "
-                             f"{time.perf_counter() - t0:.0f} s")
+    for meth, c, seed in todo_rows(methods, dataset, classes, seeds, preset, out, overrides,
+                                   protocol, ratio):
+        # read again before each row: another process may have added it meanwhile
+        if (meth, c, seed) not in todo_rows([meth], dataset, [c], [seed], preset, out,
+                                            overrides, protocol, ratio):
+            continue
+        t0 = time.perf_counter()
+        row = bench_row(meth, dataset, c, seed, preset, n_train, overrides, store, protocol,
+                        ratio)
+        add_row(out, row)
+        if progress is not None:
+            progress(progress_line(row, time.perf_counter() - t0))
     return out
 
 

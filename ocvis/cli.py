@@ -131,11 +131,23 @@ def _cmd_bench(args) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     name = args.name or f"{args.dataset}_{args.preset}"
     out = Path(args.out_dir) / f"{name}.csv"
-    bench(methods, args.dataset, classes, seeds, args.preset, out,
-          n_train=None if args.n_train == 0 else args.n_train, overrides=overrides,
-          store=None if args.no_store else RunStore(),
-          progress=lambda line: print(line, flush=True), protocol=args.protocol,
-          ratio=args.ratio)
+    if args.no_store:
+        store = None
+    else:
+        store = RunStore(Path(args.runs_dir)) if args.runs_dir else RunStore()
+    kw = dict(n_train=None if args.n_train == 0 else args.n_train, overrides=overrides,
+              store=store,
+              progress=lambda line: print(line, flush=True), protocol=args.protocol,
+              ratio=args.ratio)
+    if args.ray is not None:
+        from ocvis.cluster import ray_bench
+
+        ray_bench(methods, args.dataset, classes, seeds, args.preset, out,
+                  address=None if args.ray == "local" else args.ray,
+                  cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                  runs_dir=args.runs_dir, num_cpus=args.ray_cpus, **kw)
+    else:
+        bench(methods, args.dataset, classes, seeds, args.preset, out, **kw)
     print(f"wrote {out}")
     return 0
 
@@ -212,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "with its features and scores, is kept in $OCVIS_RUNS_DIR: the pages "
                         "open it and `rescore` re-fits its detector without retraining)")
     b.add_argument("--store", action="store_true", help=argparse.SUPPRESS)  # the default now
+    b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run every row as a Ray task: a local Ray instance without ADDRESS, "
+                        "else 'auto' or ray://host:port (pip install -r "
+                        "requirements-cluster.txt)")
+    b.add_argument("--ray-cpus", type=int, default=None,
+                   help="CPUs of the local Ray instance (default: all)")
+    b.add_argument("--cpus-per-task", type=int, default=1,
+                   help="CPUs (= torch threads) per row with --ray")
+    b.add_argument("--gpus-per-task", type=float, default=None,
+                   help="GPUs per row with --ray (default: 1 for the paper preset when the "
+                        "cluster has GPUs, else 0)")
+    b.add_argument("--runs-dir", default=None,
+                   help="run store for the rows' runs (a folder shared by the cluster's "
+                        "nodes with --ray; default $OCVIS_RUNS_DIR)")
     b.set_defaults(func=_cmd_bench)
     pf = sub.add_parser("perf", help="run the performance benchmarks (ratios against "
                                      "references measured in the same run)")
