@@ -152,6 +152,22 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from ocvis.sweep import sweep
+
+    res = sweep(args.method, args.dataset, int(args.normal), args.param, trials=args.trials,
+                preset=args.preset, seed=args.seed,
+                address=None if args.ray in (None, "local") else args.ray,
+                val_fraction=args.val_fraction, n_train=args.n_train or None,
+                save=args.save, num_cpus=args.ray_cpus,
+                progress=lambda line: print(line, flush=True))
+    print(f"best: {res['best']} (validation AUROC {100 * res['val_auroc']:.2f})")
+    if res["preset"]:
+        print(f"saved as preset {res['preset']!r} of {args.method}: {res['path']} "
+              f"(use --preset {res['preset']})")
+    return 0
+
+
 def _cmd_perf(args) -> int:
     from ocvis.perf import BENCHES, run
 
@@ -239,6 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run store for the rows' runs (a folder shared by the cluster's "
                         "nodes with --ray; default $OCVIS_RUNS_DIR)")
     b.set_defaults(func=_cmd_bench)
+    sw = sub.add_parser("sweep", help="hyperparameter sweep with Ray Tune on a validation "
+                                      "split of the training data")
+    sw.add_argument("--method", required=True)
+    sw.add_argument("--dataset", default="digits")
+    sw.add_argument("--normal", default="0", help="normal class index")
+    sw.add_argument("--param", action="append", default=[], metavar="NAME=LO:HI[:log]")
+    sw.add_argument("--trials", type=int, default=8)
+    sw.add_argument("--preset", default="cpu", help="the preset the trials start from")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--val-fraction", type=float, default=0.2,
+                    help="share of the normal training images held out for validation")
+    sw.add_argument("--n-train", type=int, default=0, help="0 = all")
+    sw.add_argument("--save", default=None, metavar="NAME",
+                    help="save the best configuration as preset NAME")
+    sw.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="a cluster address (default: a local Ray instance)")
+    sw.add_argument("--ray-cpus", type=int, default=None)
+    sw.set_defaults(func=_cmd_sweep)
     pf = sub.add_parser("perf", help="run the performance benchmarks (ratios against "
                                      "references measured in the same run)")
     pf.add_argument("--quick", action="store_true", help="small sizes: a smoke run")

@@ -1,7 +1,7 @@
 """Train: choose a method and its hyperparameters, start it as a job, watch the curves."""
 import streamlit as st
 
-from ocvis.methods import METHODS
+from ocvis.methods import METHODS, available_presets
 from ocvis.ui.common import current_task, sidebar, task_config, user_errors
 from ocvis.ui.forms import config_form
 from ocvis.ui.jobs import job_manager, live_job, queue_summary
@@ -19,7 +19,7 @@ names = list(METHODS)
 c1, c2 = st.columns([3, 1])
 name = c1.selectbox("Method", names, format_func=lambda n: METHODS[n].title, key="train_method")
 method_cls = METHODS[name]
-presets = list(method_cls.presets)
+presets = available_presets(method_cls.name)  # built-in, then saved by `sweep`
 preset = c2.selectbox("Preset", presets, index=presets.index("cpu") if "cpu" in presets else 0,
                       key="train_preset")
 st.caption(f"Paper: {method_cls.paper}")

@@ -9,6 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +94,26 @@ def test_killed_worker_loses_no_row(tmp_path, monkeypatch):
     assert len({r["run_id"] for r in rows}) == 2
     header = next(csv.reader(out.open()))
     assert "error" in header
+
+
+def test_sweep_on_digits_is_reproducible_and_saves_its_best(tmp_path, monkeypatch):
+    from ocvis.methods import available_presets, make_method
+    from ocvis.sweep import sweep, validation_task
+
+    monkeypatch.setenv("OCVIS_PRESETS_DIR", str(tmp_path / "presets"))
+    task = validation_task("digits", 3, 0.2, seed=0)
+    assert set(np.unique(task.y_test)) == {0, 1}  # labelled, from the training split only
+    assert (task.test_classes[task.y_test == 0] == 3).all()
+    args = dict(method="cae", dataset="digits", normal=3,
+                params=["lr=1e-4:1e-2:log", "latent_dim=8:64"], trials=8, preset="tiny",
+                seed=0, num_cpus=2, progress=lambda line: None)
+    a = sweep(**args, save="swept")
+    b = sweep(**args)
+    assert len(a["trials"]) == len(b["trials"]) == 8
+    assert a["best"] == b["best"]  # the same seed, the same best trial
+    assert a["val_auroc"] == pytest.approx(b["val_auroc"], abs=1e-9)
+    assert "swept" in available_presets("cae")
+    m = make_method("cae", "swept")
+    assert m.config.latent_dim == a["best"]["latent_dim"]
+    assert m.config.lr == pytest.approx(a["best"]["lr"])
+

@@ -9,8 +9,10 @@ worker process the same way.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
+from pathlib import Path
 
 from ocvis.errors import DataError
 from ocvis.methods.ae import CAE, CLS, ICS, CAEIForest
@@ -67,14 +69,64 @@ def get_method(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def make_method(name: str, preset: str = "cpu", **overrides) -> Method:
-    """A method from its name, a preset and keyword overrides of its config (unknown
-    settings are an error that names the known ones)."""
+def presets_dir() -> Path:
+    """Where named presets saved by ``sweep`` live: ``$OCVIS_PRESETS_DIR`` or ``./presets``."""
+    return Path(os.environ.get("OCVIS_PRESETS_DIR", "presets")).expanduser()
+
+
+def user_presets(name: str) -> dict[str, dict]:
+    """The saved presets of method ``name`` (``<presets_dir>/<method>/<preset>.json``)."""
+    folder = presets_dir() / name
+    out = {}
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("preset %s unreadable: %s", p, exc)
+    return out
+
+
+def available_presets(name: str) -> list[str]:
+    """Built-in presets of a method, then its saved ones."""
     cls = get_method(name)
-    if preset not in cls.presets:
+    return list(cls.presets) + [p for p in user_presets(name) if p not in cls.presets]
+
+
+def preset_values(name: str, preset: str) -> dict:
+    """The config values of a built-in or saved preset (a saved one = its base preset's
+    values updated with its own)."""
+    cls = get_method(name)
+    if preset in cls.presets:
+        return dict(cls.presets[preset])
+    saved = user_presets(name).get(preset)
+    if saved is None:
         raise DataError(f"unknown preset {preset!r} for {name}; choose one of "
-                        f"{', '.join(cls.presets)}")
-    return cls(config_from_dict(cls.Config, {**cls.presets[preset], **overrides},
+                        f"{', '.join(available_presets(name))}")
+    base = saved.get("base", "cpu")
+    return {**cls.presets.get(base, {}), **dict(saved.get("values") or {})}
+
+
+def save_preset(name: str, preset: str, values: dict, base: str = "cpu",
+                source: dict | None = None) -> Path:
+    """Save a named preset for method ``name`` (what ``sweep`` does with its best trial)."""
+    cls = get_method(name)
+    if preset in cls.presets:
+        raise DataError(f"{preset!r} is a built-in preset of {name}; choose another name")
+    if not preset.replace("-", "").replace("_", "").isalnum():
+        raise DataError(f"a preset name is letters, digits, - and _: {preset!r}")
+    config_from_dict(cls.Config, {**cls.presets.get(base, {}), **values}, strict=True)
+    path = presets_dir() / name / f"{preset}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": name, "base": base, "values": values,
+                                "source": source or {}}, indent=2, default=str))
+    return path
+
+
+def make_method(name: str, preset: str = "cpu", **overrides) -> Method:
+    """A method from its name, a preset (built-in or saved) and keyword overrides of its
+    config (unknown settings are an error that names the known ones)."""
+    cls = get_method(name)
+    return cls(config_from_dict(cls.Config, {**preset_values(name, preset), **overrides},
                                 strict=True))
 
 
@@ -85,5 +137,6 @@ def table_order(name: str) -> tuple[int, str]:
 
 
 __all__ = ["METHODS", "Method", "FeatureMethod", "get_method", "make_method", "register",
+           "available_presets", "preset_values", "save_preset",
            "load_plugins", "table_order", "config_fields", "config_to_dict",
            "config_from_dict"]

@@ -12,7 +12,9 @@ HIDDEN = ("seed",)  # the task's seed is used (one seed reproduces a run)
 
 def config_form(method_cls, preset: str, key: str, defaults: dict | None = None) -> dict:
     """Widgets for every config field; returns the overrides that differ from the preset."""
-    base = {**method_cls.presets.get(preset, {}), **(defaults or {})}
+    from ocvis.methods import preset_values
+
+    base = {**preset_values(method_cls.name, preset), **(defaults or {})}
     cfg = method_cls.Config(**base)
     overrides = dict(defaults or {})
     fields = [f for f in config_fields(method_cls.Config) if f["name"] not in HIDDEN]
@@ -49,7 +51,8 @@ def config_form(method_cls, preset: str, key: str, defaults: dict | None = None)
                 v = value
         else:
             v = col.text_input(label, value=str(value), help=f["help"], key=wkey)
-        preset_value = getattr(method_cls.Config(**method_cls.presets.get(preset, {})), name)
+        preset_value = getattr(method_cls.Config(**preset_values(method_cls.name, preset)),
+                               name)
         if v != preset_value:
             overrides[name] = v
         else:
