@@ -8,7 +8,7 @@ from ocvis.ui.common import sidebar, user_errors
 from ocvis.ui.figures import pr_figure, roc_figure, score_histogram
 from ocvis.ui.images import grid
 from ocvis.ui.runs import arrays, finished_runs, run_label, run_picker, run_task
-from ocvis.ui.evaluate import (task_of, single_normal_class, num, metrics_table,
+from ocvis.ui.evaluate import (task_of, paper_class_of, num, metrics_table,
                                metrics_of_score, per_class_table, score_sets, scores_csv,
                                short_name, curves_of)
 
@@ -91,7 +91,7 @@ if threshold is not None:
                f"{names[1]}. The threshold maximises balanced accuracy on {where}.")
 
 # --------------------------------------------------------------------------- metrics
-normal_class = single_normal_class(run, a)
+normal_class = paper_class_of(run, a)
 dataset = task_cfg.get("dataset", "")
 left, right = st.columns([2, 3])
 with left:
@@ -102,10 +102,16 @@ with left:
                  column_config={c: st.column_config.NumberColumn(format="%.1f")
                                 for c in table.columns if c != "metric"})
     if normal_class is None:
-        st.caption("Paper values are shown for one-class runs with a single normal class.")
+        st.caption("Paper values are shown for one-class runs with a single normal class, "
+                   "named scenarios and the unsupervised protocol.")
     elif paper_value(run.get("method", ""), dataset, normal_class, "auroc") is None:
-        st.caption(f"The paper reports no value for {run.get('method')} on {dataset} "
-                   f"class {normal_class}.")
+        mean = paper_value(run.get("method", ""), dataset, "mean", "auroc")
+        if mean is not None:
+            st.caption(f"The paper reports only the mean over {dataset}'s classes for "
+                       f"{run.get('method')}: AUROC {mean:.1f}.")
+        else:
+            st.caption(f"The paper reports no value for {run.get('method')} on {dataset} "
+                       f"{normal_class}.")
 with right:
     st.subheader("Per normal class")
     pc = per_class_table(runs, dataset, run.get("method", ""), run.get("preset", ""))

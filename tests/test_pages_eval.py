@@ -185,5 +185,6 @@ def test_evaluate_page_unsupervised_labels(stored_run):
     assert any('"inlier (' in sp and '"outlier (' in sp for sp in specs)
     assert any("transductively" in c.value for c in at.caption)
     metrics = _table(at, "metric")
-    assert "paper (%)" not in metrics.columns
+    # E3Outlier's tables are means per outlier ratio: looked up, none for ICS on digits
+    assert metrics["paper (%)"].isna().all()
     assert np.isfinite(metrics["ours (%)"]).all()

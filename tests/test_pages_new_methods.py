@@ -45,6 +45,13 @@ def test_latent_evaluate_explain(method):
     assert tables and list(tables[0]["metric"])[0] == "AUROC"
     assert tables[0]["ours (%)"].iloc[0] == pytest.approx(100 * meta["metrics"]["auroc"])
     assert len(ev.get("plotly_chart")) >= 3
+    paper = tables[0].get("paper (%)")
+    if method == "clad":  # CLAD's digits scenario has no paper value; MNIST's would
+        assert paper is not None and paper.isna().all()
+    from ocvis.ui.evaluate import paper_class_of
+
+    key = paper_class_of(meta)
+    assert key == ("CUR" if method == "clad" else "mean@outlier_ratio=10%")
     ex = AppTest.from_file(str(PAGES / "6_Explain.py"), default_timeout=300)
     ex.run()
     assert not ex.exception, ex.exception

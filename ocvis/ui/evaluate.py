@@ -43,6 +43,23 @@ def single_normal_class(meta: dict, a: dict | None = None) -> int | None:
     return None
 
 
+def paper_class_of(meta: dict, a: dict | None = None):
+    """The key of a run's task in the papers' tables: the class index of a one-class run,
+    the scenario of a latent-multiclass run (``"CUR"``), ``"mean@outlier_ratio=10%"`` for an
+    unsupervised run (E3Outlier reports means per ratio); None when there is none."""
+    t = task_of(meta)
+    proto = t.get("protocol", "one-class")
+    if proto == "latent-multiclass":
+        n = t.get("normal")
+        return n.upper() if isinstance(n, str) and not n.isdigit() else None
+    if proto == "unsupervised":
+        try:
+            return f"mean@outlier_ratio={float(t.get('ratio', 10.0)):g}%"
+        except (TypeError, ValueError):
+            return None
+    return single_normal_class(meta, a)
+
+
 def score_sets(meta: dict, a: dict) -> dict[str, np.ndarray]:
     """The run's test scores by name, primary first (a run of one score: its name only)."""
     names = [n for n in (meta.get("score_names") or []) if f"test_scores.{n}" in a]
