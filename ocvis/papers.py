@@ -41,22 +41,44 @@ def paper_methods(method: str) -> list[tuple[str, str]]:
     return out
 
 
-def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc") -> float | None:
-    """The paper's value (percent) for our method name, or None if it reports none (the
-    method's own paper first, then the papers it is a baseline of)."""
+def score_labels(method: str) -> list[tuple[str, str, str]]:
+    """(score, paper key, label) of every score of a method that some paper reports: the
+    primary score under the method's own paper and the papers it is a baseline of, and the
+    class's ``paper_scores`` (e.g. RotNet's rotation score = "RotNet (end-to-end)")."""
+    from ocvis.methods import METHODS
+
+    cls = METHODS.get(method)
+    if cls is None:
+        return []
+    primary = cls().primary_score  # a property for some methods (the chosen detector)
+    extra = [(s, k, v) for s, (k, v) in (getattr(cls, "paper_scores", None) or {}).items()]
+    named = {(k, v) for _, k, v in extra}  # a label tied to another score than the primary
+    return [(primary, k, v) for k, v in paper_methods(method) if (k, v) not in named] + extra
+
+
+def paper_value_of(key: str, label: str, dataset: str, normal_class,
+                   metric: str = "auroc") -> float | None:
+    """A paper's value for its label (see :func:`paper_value` for class names)."""
     df = table()
     keys = {str(normal_class)}
-    if str(normal_class).isdigit():  # some tables name the class ("airplane")
+    if str(normal_class).isdigit():
         from ocvis.data.protocols import class_names
 
         names = class_names(dataset) or ()
         if int(normal_class) < len(names):
             keys.add(str(names[int(normal_class)]))
+    m = df[(df.paper == key) & (df.dataset == dataset) & (df.method == label)
+           & (df.metric == metric) & (df.normal_class.isin(keys))]
+    return float(m.value.iloc[0]) if len(m) else None
+
+
+def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc") -> float | None:
+    """The paper's value (percent) for our method name, or None if it reports none (the
+    method's own paper first, then the papers it is a baseline of)."""
     for paper, label in paper_methods(method):
-        m = df[(df.paper == paper) & (df.dataset == dataset) & (df.method == label)
-               & (df.metric == metric) & (df.normal_class.isin(keys))]
-        if len(m):
-            return float(m.value.iloc[0])
+        v = paper_value_of(paper, label, dataset, normal_class, metric)
+        if v is not None:
+            return v
     return None
 
 

@@ -268,6 +268,7 @@ class CAE(_AEMethod):
     """Convolutional autoencoder baseline (CAE, Sec. 4.1.3): reconstruction only."""
 
     name = "cae"
+    paper_scores = {"reconstruction": ("e3outlier", "CAE")}
     title = "CAE: autoencoder features + OC-SVM"
     paper_label = "CAE"
     table_order = 2

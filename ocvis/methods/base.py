@@ -211,6 +211,8 @@ class Method:
     paper_key: ClassVar[str | None] = None  # column "paper" of paper_results.csv
     paper_label: ClassVar[str | None] = None  # column "method" of that paper's tables
     paper_also: ClassVar[dict[str, str]] = {}  # other papers' (key: label) of a baseline
+    # further scores that a paper reports under a label of its own: score -> (key, label)
+    paper_scores: ClassVar[dict[str, tuple[str, str]]] = {}
     table_order: ClassVar[int] = 100        # position in benchmark tables
     Config: ClassVar[type] = BaseConfig
     presets: ClassVar[dict[str, dict]] = {"paper": {}, "cpu": {}}

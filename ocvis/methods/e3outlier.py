@@ -108,6 +108,7 @@ class E3Outlier(DeepMethod):
     paper = PAPER
     paper_key = "e3outlier"
     paper_label = "E3Outlier"
+    paper_scores = {"ssd_iforest": ("e3outlier", "SSD-IF")}
     table_order = 50
     Config = E3Config
     presets = E3_PRESETS

@@ -318,6 +318,7 @@ class RotNet(_TwoStage):
     name = "rotnet"
     title = "RotNet: rotation prediction + KDE / OC-SVM / GDE"
     paper_label = "RotNet + KDE"
+    paper_scores = {"rotation": (PAPER_KEY, "RotNet (end-to-end)")}
     table_order = 20
     Config = RotNetConfig
     presets = _presets(64, {"epochs": 18})  # ~60 s / epoch on 5,000 images, one core
@@ -363,6 +364,7 @@ class Contrastive(_TwoStage):
     name = "contrastive"
     title = "Contrastive: two augmented views + KDE / OC-SVM / GDE"
     paper_label = "Contrastive + OC-SVM"
+    paper_scores = {"ocsvm": (PAPER_KEY, "Contrastive + OC-SVM")}
     table_order = 22
     Config = ContrastiveConfig
     presets = _presets(32, {"epochs": 25})  # estimated: ~40 s / epoch, one core
@@ -400,6 +402,7 @@ class ContrastiveDA(Contrastive):
     name = "contrastive-da"
     title = "Contrastive (DA): rotations as instances + KDE / OC-SVM / GDE"
     paper_label = "Contrastive (DA) + OC-SVM"
+    paper_scores = {"ocsvm": (PAPER_KEY, "Contrastive (DA) + OC-SVM")}
     table_order = 21
     presets = _presets(32, {"epochs": 10})  # measured: 17.7 CPU minutes per class
     distribution_augmentation = True

@@ -1,0 +1,107 @@
+"""Summarise any bench tables next to the papers' numbers, score by score.
+
+    python bench/summarize_papers.py bench/results/cifar10_two_stage_cpu.csv ... \\
+        [--out bench/results/summary_papers.md]
+
+For every group of rows (dataset, protocol, method, preset, settings) and every score of the
+runs that a paper reports (``ocvis.papers.score_labels``: e.g. RotNet's KDE score as
+"RotNet + KDE", its rotation score as "RotNet (end-to-end)", the CAE's reconstruction error
+as E3Outlier's "CAE"): our mean AUROC over the classes (or scenarios) present, and the
+paper's value over the same classes, or the paper's mean over all classes when it reports
+only that (marked "all classes"). Seeds: a class with several seeds enters the mean once,
+as the mean of its seeds; the table also gives the mean +- std over seeds of each class that
+has more than one. Nothing is recomputed from runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _f(v) -> str:
+    return "–" if v is None or pd.isna(v) else f"{float(v):.2f}"
+
+
+def summarize(path: Path) -> list[str]:
+    from ocvis.papers import paper_value_of, score_labels
+
+    df = pd.read_csv(path, dtype={"normal_class": str, "overrides": str})
+    df = df[df["normal_class"] != "mean"].copy()
+    if "error" in df:
+        df = df[df["error"].isna() | (df["error"] == "")]
+    for col in ("protocol", "overrides"):
+        if col not in df:
+            df[col] = ""
+        df[col] = df[col].fillna("")
+    df["protocol"] = df["protocol"].replace("", "one-class")
+    out = [f"## {path.name}", "",
+           "| dataset | protocol | method | settings | score | paper label | classes | "
+           "ours | paper |", "|---|---|---|---|---|---|---|---|---|"]
+    seeds = []
+    for (ds, proto, meth, preset, ov), g in df.groupby(
+            ["dataset", "protocol", "method", "preset", "overrides"], sort=False):
+        primary = g["score"].dropna().iloc[0] if "score" in g and g["score"].notna().any() \
+            else "score"
+        labels = score_labels(meth)
+        named = {sc for sc, _, _ in labels}
+        labels += [(c[len("auroc_"):], "", "") for c in g.columns
+                   if c.startswith("auroc_") and g[c].notna().any() and c[len("auroc_"):]
+                   not in named]
+        if primary not in named:
+            labels.insert(0, (primary, "", ""))
+        for score, key, label in labels:
+            col = "auroc" if score == primary else f"auroc_{score}"
+            if col not in g:
+                continue
+            per_class = g.groupby("normal_class")[col].mean()
+            ours = per_class.mean()
+            paper, note = None, ""
+            if key:
+                vals = [paper_value_of(key, label, ds, c) for c in per_class.index]
+                if all(v is not None for v in vals) and vals:
+                    paper = sum(vals) / len(vals)
+                else:
+                    ratio = proto.split("-", 1)[1] if proto.startswith("unsupervised-") else None
+                    mean_key = f"mean@outlier_ratio={ratio}%" if ratio else "mean"
+                    paper = paper_value_of(key, label, ds, mean_key)
+                    note = " (all classes)" if paper is not None else ""
+            out.append(f"| {ds} | {proto} | {meth} | {preset} {ov} | {score} | "
+                       f"{f'{key}: {label}' if label else '–'} "
+                       f"| {len(per_class)} | {_f(ours)} | {_f(paper)}{note} |")
+            multi = g.groupby("normal_class")[col].agg(["mean", "std", "count"])
+            for c, r in multi[multi["count"] > 1].iterrows():
+                seeds.append(f"| {ds} | {meth} | {score} | {c} | {int(r['count'])} | "
+                             f"{r['mean']:.2f} ± {r['std']:.2f} |")
+    if seeds:
+        out += ["", "Seeds (AUROC mean ± sample std):", "",
+                "| dataset | method | score | class | seeds | AUROC |", "|---|---|---|---|---|---|",
+                *seeds]
+    return out + [""]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("tables", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
+                    "summary_papers.md")
+    args = ap.parse_args(argv)
+    lines = ["# Tables next to the papers", "",
+             "Written by `python bench/summarize_papers.py " +
+             " ".join(str(p.relative_to(ROOT)) if p.is_absolute() and ROOT in p.parents
+                      else str(p) for p in args.tables) + "`.", ""]
+    for p in args.tables:
+        lines += summarize(p) if p.exists() else [f"## {p.name}", "", "no table yet", ""]
+    text = "\n".join(lines)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
