@@ -155,6 +155,8 @@ def _cmd_bench(args) -> int:
 def _cmd_sweep(args) -> int:
     from ocvis.sweep import sweep
 
+    if not str(args.normal).isdigit():
+        raise DataError(f"--normal must be a class index, got {args.normal!r}")
     res = sweep(args.method, args.dataset, int(args.normal), args.param, trials=args.trials,
                 preset=args.preset, seed=args.seed,
                 address=None if args.ray in (None, "local") else args.ray,
