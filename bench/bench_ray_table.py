@@ -8,7 +8,6 @@ Both tables are checked to be row-for-row identical (AUROC of the stored runs wi
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import tempfile
@@ -25,7 +24,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from ocvis.bench import bench, read_rows
+    from ocvis.bench import append_result, bench, read_rows
     from ocvis.cluster import ray_bench
     from ocvis.runs import RunStore
 
@@ -55,12 +54,7 @@ def main(argv=None) -> int:
            "ratio_local_over_ray": f"{t_local / t_ray:.2f}", "ray_cpus": args.cpus,
            "identical": int(same), "date": time.strftime("%Y-%m-%d %H:%M")}
     out = ROOT / "bench" / "results" / "ray_table.csv"
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append_result(out, row)
     print(row)
     return 0
 

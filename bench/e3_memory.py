@@ -15,7 +15,6 @@ scoring, next to what materialising the N x K views would take.
 from __future__ import annotations
 
 import argparse
-import csv
 import resource
 import sys
 import time
@@ -35,6 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--widen", type=int, default=4)
     args = ap.parse_args(argv)
+    from ocvis.bench import append_result
     from ocvis.data import make_task
     from ocvis.methods import make_method
 
@@ -60,12 +60,7 @@ def main(argv=None) -> int:
            "scores_finite": int(all(abs(v).max() < float("inf") for v in s.values())),
            "seconds": f"{time.time() - t0:.0f}", "date": time.strftime("%Y-%m-%d %H:%M")}
     out = ROOT / "bench" / "results" / "e3_memory.csv"
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append_result(out, row)
     print(row)
     return 0
 

@@ -136,6 +136,17 @@ def table_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def append_result(path: Path, row: dict) -> None:
+    """Append one row to a benchmark script's own CSV (header written with the first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
 def add_row(path: Path, row: dict) -> None:
     """Merge ``row`` into the table on disk (re-read under the lock) and rewrite it."""
     with table_lock(path):
