@@ -25,6 +25,19 @@ from ocvis.runs import RunStore  # noqa: E402
 TESTS = Path(__file__).resolve().parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _ray_can_start():
+    """Skip (with the reason) where a local Ray instance cannot start, e.g. a container
+    without the shared memory Ray needs; the tests start their own instances."""
+    try:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"a local Ray instance cannot start here: {exc}")
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+
+
 def _metrics(store: RunStore, rows) -> dict:
     out = {}
     for r in rows:
