@@ -1,4 +1,4 @@
-"""Command line: ``python -m ocvis {datasets,run,bench} ...`` (same library as the UI).
+"""Command line: ``python -m ocvis {datasets,run,bench,sweep,perf,rescore} ...`` (same library as
 
 The commands print; the library they call only logs."""
 from __future__ import annotations
