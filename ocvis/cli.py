@@ -1,4 +1,5 @@
-"""Command line: ``python -m ocvis {datasets,run,bench,sweep,perf,rescore} ...`` (same library as
+"""Command line: ``python -m ocvis {datasets,run,bench,sweep,perf,rescore} ...`` (the same
+library as the UI).
 
 The commands print; the library they call only logs."""
 from __future__ import annotations
