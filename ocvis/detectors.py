@@ -198,11 +198,17 @@ class GDE(Detector):
         self.reg = reg
 
     def _fit(self, X):
+        X = np.asarray(X, dtype=np.float64)
         self.mean_ = X.mean(0)
-        cov = np.cov(X - self.mean_, rowvar=False) + self.reg * np.eye(X.shape[1])
-        self.precision_ = np.linalg.pinv(cov)
-        sign, self.logdet_ = np.linalg.slogdet(cov)
-        eig = np.linalg.eigvalsh(cov)
+        d = X - self.mean_
+        cov = (d.T @ d) / max(len(X) - 1, 1) + self.reg * np.eye(X.shape[1])
+        # One symmetric eigendecomposition gives the precision (pseudo-inverse: directions
+        # with no variance at all are dropped), the log-determinant and the condition number;
+        # scoring is then one GEMM, ||(x - mean) V / sqrt(e)||^2 (perf: ~4x fewer decompositions).
+        eig, vec = np.linalg.eigh(cov)
+        keep = eig > 1e-15 * max(float(eig.max()), 1e-300)
+        self.whiten_ = vec[:, keep] / np.sqrt(eig[keep])
+        self.logdet_ = float(np.sum(np.log(eig))) if keep.all() else -math.inf
         self.condition_ = float(eig.max() / max(eig.min(), 1e-300))
         raw = eig - self.reg  # the data's own covariance spectrum
         empty = int(np.sum(raw <= 1e-10 * max(float(raw.max()), 1e-300)))
@@ -213,13 +219,17 @@ class GDE(Detector):
             f"hold no variance (only the regulariser {self.reg:g} keeps it invertible, "
             f"condition number {self.condition_:.1e})")
 
+    @property
+    def precision_(self) -> np.ndarray:
+        return self.whiten_ @ self.whiten_.T
+
     def fit_info(self) -> dict:
         return {**super().fit_info(), "reg": self.reg, "condition": self.condition_}
 
     def score_samples(self, X) -> np.ndarray:
-        d = _as_numpy(X) - self.mean_
-        m = np.einsum("ij,jk,ik->i", d, self.precision_, d)
-        return -0.5 * (m + self.logdet_ + d.shape[1] * math.log(2 * math.pi))
+        z = (_as_numpy(X) - self.mean_) @ self.whiten_
+        m = np.einsum("ij,ij->i", z, z)
+        return -0.5 * (m + self.logdet_ + len(self.mean_) * math.log(2 * math.pi))
 
 
 class IForest(Detector):

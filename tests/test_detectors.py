@@ -127,3 +127,18 @@ def test_detectors_report_their_fit():
                                         np.zeros((200, 2))])
     assert not g.converged_ and "ill-conditioned" in g.problem_
     assert make_detector("ocsvm").fit(np.random.default_rng(1).random((300, 5))).converged_
+
+
+def test_gde_scores_are_the_gaussian_log_density() -> None:
+    """GDE's score is the log-density of the fitted Gaussian (scipy as the reference), and
+    its precision matrix is the covariance's inverse."""
+    from scipy.stats import multivariate_normal
+
+    g = np.random.default_rng(3)
+    x = g.standard_normal((500, 6)) @ g.standard_normal((6, 6)) + 2.0
+    q = g.standard_normal((50, 6))
+    det = make_detector("gde", reg=0.0).fit(x.astype(np.float32))
+    cov = np.cov(x.astype(np.float32).astype(np.float64), rowvar=False)
+    ref = multivariate_normal(x.astype(np.float32).astype(np.float64).mean(0), cov).logpdf(q)
+    np.testing.assert_allclose(det.score_samples(q), ref, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(det.precision_ @ cov, np.eye(6), atol=1e-8)

@@ -334,7 +334,10 @@ def _folder_signature(folder: Path) -> str:
                 st = os.stat(os.path.join(dirpath, f), follow_symlinks=False)
             except OSError:
                 continue
-            h.update(f"{dirpath}/{f}:{st.st_size}:{int(st.st_mtime)}".encode())
+            # relative to the (resolved, hashed) root: the same folder spelled "../d" or
+            # "/abs/d" must give the same key, not a second 185 MB cache file
+            rel = os.path.relpath(os.path.join(dirpath, f), folder)
+            h.update(f"{rel}:{st.st_size}:{int(st.st_mtime)}".encode())
     return h.hexdigest()[:16]
 
 

@@ -200,7 +200,7 @@ class SplitAutoencoder(DeepMethod):
     def _scores(self, x):
         x_hat = self.reconstruct(x)
         if self.config.similarity == "ssim":
-            return {"similarity": ssim(x, x_hat).numpy()}
+            return {"similarity": ssim(x, x_hat, exact=True).numpy()}
         return {"similarity": -(x - x_hat).pow(2).flatten(1).mean(1).numpy()}
 
     def _embed(self, x):
