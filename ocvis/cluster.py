@@ -20,6 +20,8 @@ datasets under the same ``OCVIS_DATA_ROOT`` on every node).
 """
 from __future__ import annotations
 
+import contextlib
+
 import io
 import os
 import tarfile
@@ -95,6 +97,24 @@ def failed_row(meth, dataset, c, seed, preset, overrides, protocol, ratio, reaso
             "finished": time.strftime("%Y-%m-%d %H:%M"), "error": reason[:300]}
 
 
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None):
+    """Connect to ``address`` (a running cluster) or start a local Ray instance (``num_cpus``
+    worker CPUs, default all) with the workers' environment, unless this process already has
+    one; shut down on exit only what was started here."""
+    ray = require_ray()
+    started = not ray.is_initialized()
+    if started:
+        kw = {"num_cpus": num_cpus} if address is None and num_cpus else {}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": _worker_env()}, **kw)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def ray_bench(methods: list[str], dataset: str, classes: list, seeds: list[int], preset: str,
               out: Path, n_train: int | None = 4000, overrides: dict | None = None,
               store=None, progress: Callable[[str], None] | None = None,
@@ -109,15 +129,10 @@ def ray_bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     todo = todo_rows(methods, dataset, classes, seeds, preset, out, overrides, protocol, ratio)
     if not todo:
         return out
-    started = not ray.is_initialized()
-    if started:
-        kw = {"num_cpus": num_cpus} if address is None and num_cpus else {}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": _worker_env()}, **kw)
-    if gpus_per_task is None:  # the paper presets are a GPU's budget: ask for one if any
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        gpus_per_task = 1.0 if preset == "paper" and has_gpu else 0.0
-    try:
+    with ray_session(address, num_cpus):
+        if gpus_per_task is None:  # the paper presets are a GPU's budget: ask for one if any
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            gpus_per_task = 1.0 if preset == "paper" and has_gpu else 0.0
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=1,
                           retry_exceptions=True)(run_row)
         refs = {}
@@ -140,8 +155,5 @@ def ray_bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
             add_row(out, row)
             if progress is not None:
                 progress(progress_line(row, time.perf_counter() - t0))
-    finally:
-        if started:
-            ray.shutdown()
     return out
 

@@ -167,8 +167,10 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
         m = make_method(method, preset, **ctx.overrides)
         validate_config(m.config)  # every setting checked before any training
         device = resolve_device(getattr(m.config, "device", "auto"))
+        amp = getattr(m, "autocast_dtype", lambda: None)()
         meta.update(config={**config_to_dict(m.config), "config_version": CONFIG_VERSION},
-                    title=m.title, device=device_description(device),
+                    title=m.title, device=device_description(device) + (
+                        ", bfloat16 mixed precision" if amp is not None else ""),
                     threads=torch.get_num_threads(), score_names=list(m.score_names),
                     primary_score=m.primary_score)
         ctx.publish()

@@ -273,10 +273,12 @@ def ssim(
     block = max(1, min(batch_size, _BLOCK_BYTES // per_image))
     a_w_t = a_w.T
     parts = []
-    for start in range(0, n, block):
-        xb = x[start : start + block]
-        yb = y[start : start + block]
-        parts.append(_ssim_chunk(xb, yb, a_h, a_w_t, c1, c2, cov_norm))
+    # never under a caller's autocast: the filters' matmuls must keep ``dtype``
+    with torch.autocast(device.type, enabled=False):
+        for start in range(0, n, block):
+            xb = x[start : start + block]
+            yb = y[start : start + block]
+            parts.append(_ssim_chunk(xb, yb, a_h, a_w_t, c1, c2, cov_norm))
     out = torch.cat(parts) if parts else torch.empty(0, dtype=torch.float64, device=device)
     logger.debug("ssim: %d images of shape %s on %s", n, tuple(x.shape[1:]), device)
 

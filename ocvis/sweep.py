@@ -22,6 +22,7 @@ line and the Train page's preset list load.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import fields, replace
 from typing import Callable
 
@@ -121,10 +122,10 @@ def sweep(method: str, dataset: str, normal: int, params: list[str], trials: int
           num_cpus: int | None = None, progress: Callable[[str], None] = print) -> dict:
     """Run the sweep; returns ``{"best": config, "val_auroc": ..., "trials": [...],
     "preset": saved name or None, "path": ...}``."""
-    from ocvis.cluster import _worker_env, require_ray
+    from ocvis.cluster import ray_session, require_ray
     from ocvis.methods import get_method, save_preset
 
-    ray = require_ray()
+    require_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -141,36 +142,25 @@ def sweep(method: str, dataset: str, normal: int, params: list[str], trials: int
         raise DataError("give at least one --param name=lo:hi[:log]")
     task = validation_task(dataset, normal, val_fraction, seed, n_train)
     budgets = _budgets(method, preset)
-    started = not ray.is_initialized()
-    if started:
-        kw = {"num_cpus": num_cpus} if address is None and num_cpus else {}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": _worker_env()}, **kw)
-    try:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(_trainable(method, preset, budgets),
-                                                         task=task), {"cpu": 1}),
-                param_space=space,
-                tune_config=tune.TuneConfig(
-                    metric="val_auroc", mode="max", num_samples=trials,
-                    search_alg=BasicVariantGenerator(random_state=seed),
-                    scheduler=ASHAScheduler(max_t=len(budgets), grace_period=1,
-                                            reduction_factor=2)),
-                run_config=tune.RunConfig(storage_path=tmp, name="ocvis-sweep", verbose=0))
-            results = tuner.fit()
-            rows = []
-            for r in results:
-                if r.metrics is None or "val_auroc" not in r.metrics:
-                    continue
-                rows.append({"config": {k: r.config[k] for k in space},
-                             "val_auroc": float(r.metrics["val_auroc"]),
-                             "budgets": int(r.metrics.get("training_iteration", 1))})
-    finally:
-        if started:
-            ray.shutdown()
+    with ray_session(address, num_cpus), tempfile.TemporaryDirectory() as tmp:
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(_trainable(method, preset, budgets),
+                                                     task=task), {"cpu": 1}),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric="val_auroc", mode="max", num_samples=trials,
+                search_alg=BasicVariantGenerator(random_state=seed),
+                scheduler=ASHAScheduler(max_t=len(budgets), grace_period=1,
+                                        reduction_factor=2)),
+            run_config=tune.RunConfig(storage_path=tmp, name="ocvis-sweep", verbose=0))
+        results = tuner.fit()
+        rows = []
+        for r in results:
+            if r.metrics is None or "val_auroc" not in r.metrics:
+                continue
+            rows.append({"config": {k: r.config[k] for k in space},
+                         "val_auroc": float(r.metrics["val_auroc"]),
+                         "budgets": int(r.metrics.get("training_iteration", 1))})
     if not rows:
         raise DataError("no trial finished")
     # the best finished the full budget; ties broken by the trial order (seeded)

@@ -283,7 +283,8 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
                optimizer: torch.optim.Optimizer, weights: Mapping[str, float] | None = None,
                l2: float = 0.0, l2_params=(), hooks: Hooks | None = None,
                history: History | None = None, global_step: int = 0,
-               scheduler=None, until: Callable[[int], bool] | None = None) -> int:
+               scheduler=None, until: Callable[[int], bool] | None = None,
+               autocast: torch.dtype | None = None) -> int:
     """Run ``epochs`` x ``steps_per_epoch`` optimiser steps.
 
     ``step(i)`` computes the named loss terms of step ``i`` of the epoch; the total loss
@@ -291,13 +292,23 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
     ``l2 * sum(w^2)`` over ``l2_params`` (logged as ``l2``). ``scheduler`` (if any) is
     stepped after every epoch and the learning rate is logged as ``lr``. ``until(epoch)``
     (if given) is asked after every epoch (1-based) and ends the stage early when it returns
-    True (a convergence rule such as DEC's). Hooks that raise are logged, never fatal.
-    Returns the new global step.
+    True (a convergence rule such as DEC's). ``autocast`` (e.g. ``torch.bfloat16``) runs the
+    forward pass of every step under ``torch.autocast`` on the model's device (mixed
+    precision; the backward pass and the optimiser stay in float32). Hooks that raise are
+    logged, never fatal. Returns the new global step.
+
+    One host synchronisation per step: every loss term is read back in a single transfer
+    (it is needed for the NaN guard and the live curves).
     """
     hooks = SafeHooks(hooks or Hooks())
     weights = dict(weights or {})
     l2_params = list(l2_params)
     hooks.on_stage(stage, epochs, steps_per_epoch)
+    if autocast is not None:
+        dev = next(iter(model.parameters()), torch.empty(0)).device
+        mixed = lambda: torch.autocast(dev.type, dtype=autocast)  # noqa: E731
+    else:
+        mixed = contextlib.nullcontext
     t0 = time.perf_counter()
     for epoch in range(epochs):
         sums: dict[str, float] = {}
@@ -312,14 +323,16 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
                 else:
                     where = f"epoch {epoch + 1}, after step {i}"
                 raise Cancelled(f"cancelled during {stage}, {where} of {steps_per_epoch}")
-            terms = dict(step(i))
+            with mixed():
+                terms = dict(step(i))
             total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
             if l2 and l2_params:
                 reg = l2_penalty(l2_params, l2)
                 terms["l2"] = reg
                 total = total + reg
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            values["total"] = float(total.detach())
+            read = torch.stack([v.detach().reshape(()).to(torch.float64)
+                                for v in (*terms.values(), total)]).tolist()
+            values = dict(zip([*terms, "total"], read))
             if not all(math.isfinite(v) for v in values.values()):
                 bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
                 raise TrainingError(

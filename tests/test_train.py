@@ -125,3 +125,45 @@ def test_batches_drop_single_last():
     sizes = [len(b) for b in batches(65, 16, g)]
     assert sizes == [16, 16, 16, 16]
     assert sorted(torch.cat(list(batches(10, 4, g))).tolist()) == list(range(10))
+
+
+def test_autocast_runs_the_forward_in_mixed_precision():
+    """With ``autocast`` the step's forward runs in bfloat16 (CPU autocast here, CUDA on a
+    GPU), the loss read back is finite, and the weights stay float32 and are updated."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 1)
+    before = net.weight.detach().clone()
+    x, seen = torch.randn(32, 8), []
+
+    def step(i):
+        out = net(x)
+        seen.append(out.dtype)
+        return {"mse": (out.float() ** 2).mean()}
+
+    h = History()
+    run_epochs(net, step, stage="s", epochs=2, steps_per_epoch=3, optimizer=make_optimizer(
+        "adam", net.parameters(), 1e-2), history=h, autocast=torch.bfloat16)
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert net.weight.dtype == torch.float32 and not torch.equal(net.weight, before)
+    assert len(h) == 6 and all(r["losses"]["mse"] > 0 for r in h.records)
+    seen.clear()
+    run_epochs(net, step, stage="s", epochs=1, steps_per_epoch=1, optimizer=make_optimizer(
+        "adam", net.parameters(), 1e-2))
+    assert seen == [torch.float32]
+
+
+def test_mixed_precision_only_on_cuda_for_safe_methods(monkeypatch):
+    from ocvis.methods import make_method
+
+    for name in ("rotnet", "e3outlier", "ics", "deep-svdd", "clad"):
+        assert make_method(name, "tiny").autocast_dtype() is None  # CPU: float32
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for name, safe in (("rotnet", True), ("contrastive-da", True), ("e3outlier", True),
+                       ("ics", False), ("cls", False), ("deep-svdd", False), ("clad", False)):
+        m = make_method(name, "tiny")
+        monkeypatch.setattr(type(m), "device_", property(lambda self: cuda))
+        assert m.autocast_dtype() == (torch.bfloat16 if safe else None), name
+        monkeypatch.setenv("OCVIS_AMP", "0")
+        assert m.autocast_dtype() is None
+        monkeypatch.delenv("OCVIS_AMP")

@@ -11,6 +11,7 @@ so a stored run is rebuilt exactly instead of guessing the architecture from ten
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -50,6 +51,8 @@ class DeepMethod(Method):
     """A method with trained networks (see the module docstring)."""
 
     deep: ClassVar[bool] = True
+    #: train in bfloat16 mixed precision on CUDA (see :meth:`autocast_dtype`)
+    amp_safe: ClassVar[bool] = False
     Config: ClassVar[type] = DeepConfig
     #: network kind -> constructor; ``build(name, kind, **args)`` looks kinds up here
     net_factories: ClassVar[dict[str, NetFactory]] = {}
@@ -113,7 +116,21 @@ class DeepMethod(Method):
         return run_epochs(net, step, stage=stage, epochs=epochs,
                           steps_per_epoch=steps_per_epoch, optimizer=opt, weights=weights,
                           l2=l2, l2_params=l2_params, hooks=hooks, history=self.history,
-                          global_step=len(self.history), scheduler=sched, until=until)
+                          global_step=len(self.history), scheduler=sched, until=until,
+                          autocast=self.autocast_dtype())
+
+    def autocast_dtype(self) -> torch.dtype | None:
+        """bfloat16 mixed precision for training on a CUDA GPU that supports it, for methods
+        whose losses tolerate it (``amp_safe``: classification and contrastive losses);
+        None (float32) on CPU / MPS, for the distance-based losses of ICS, CLS, Deep SVDD
+        and CLAD (terms of 1e-8 that bfloat16's 8 mantissa bits would erase) and when
+        ``OCVIS_AMP=0``. Scores, detectors and explanations are always float32 / float64."""
+        dev = getattr(self, "device_", None)
+        if (not self.amp_safe or dev is None or dev.type != "cuda"
+                or os.environ.get("OCVIS_AMP", "1") == "0"
+                or not torch.cuda.is_bf16_supported()):
+            return None
+        return torch.bfloat16
 
     def epoch_batches(self, n: int, batch_size: int | None = None,
                       generator: torch.Generator | None = None) -> Callable[[int], torch.Tensor]:

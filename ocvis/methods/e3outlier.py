@@ -103,6 +103,8 @@ class _NEModel(nn.Module):
 class E3Outlier(DeepMethod):
     """Surrogate-operation classifier; outlier scores from its confidence."""
 
+    amp_safe = True  # a cross-entropy loss: bf16 autocast on CUDA
+
     name = "e3outlier"
     title = "E3Outlier: surrogate operations, inlier priority, negative entropy"
     paper = PAPER

@@ -182,6 +182,8 @@ class _RotationScore(nn.Module):
 class _TwoStage(DeepMethod, FeatureMethod):
     """Stage 1 (a self-supervised representation) + every detector of stage 2."""
 
+    amp_safe = True  # classification / contrastive losses: bf16 autocast on CUDA
+
     paper = PAPER
     paper_key = PAPER_KEY
     Config = TwoStageConfig
