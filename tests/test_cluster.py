@@ -46,9 +46,10 @@ def _metrics(store: RunStore, rows) -> dict:
     return out
 
 
-def test_ray_table_equals_the_local_table(tmp_path):
+def test_ray_table_equals_the_local_table(tmp_path, fresh_streamlit):
     args = (["cae", "cls"], "digits", [0, 1, 2], [0, 1], "tiny")
-    local_store, ray_store = RunStore(tmp_path / "local"), RunStore(tmp_path / "ray")
+    # the Ray runs go to the dashboard's store ($OCVIS_RUNS_DIR), the local ones elsewhere
+    local_store, ray_store = RunStore(tmp_path / "local"), RunStore()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the Ray tasks run one thread each (one CPU)
     try:
@@ -69,6 +70,17 @@ def test_ray_table_equals_the_local_table(tmp_path):
     assert len(lines) == 12
     ray_bench(*args, tmp_path / "ray.csv", store=ray_store, num_cpus=2)  # nothing to do
     assert len(read_rows(tmp_path / "ray.csv")) == 12
+    # the Runs page lists the cluster's runs like local ones
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(TESTS.parent / "pages" / "7_Runs.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    listed = next(d.value for d in at.dataframe if "AUROC" in d.value.columns).set_index("id")
+    assert set(listed.index) == {r["run_id"] for r in b}
+    for r in b:
+        assert listed.loc[r["run_id"], "status"] == "done"
+        assert listed.loc[r["run_id"], "AUROC"] == pytest.approx(
+            100 * mb[(r["method"], r["normal_class"], r["seed"])], abs=1e-6)
 
 
 def test_killed_worker_loses_no_row(tmp_path, monkeypatch):
