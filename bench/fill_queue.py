@@ -70,9 +70,11 @@ def plan() -> list[dict]:
     for c in range(3):
         u.append(unit("two-stage", "cifar10_two_stage_cpu", "cifar10", c, "contrastive,dae",
                       n_train=0))
+    # Fashion-MNIST for the better of the two on CIFAR-10: Contrastive-DA by the calibration
+    # (two classes: + KDE 71.8 vs RotNet + KDE 60.2, bench/NOTES.md)
     for c in range(10):
         u.append(unit("two-stage", "fashion-mnist_two_stage_cpu", "fashion-mnist", c,
-                      "rotnet", n_train=0))
+                      "contrastive-da", n_train=0))
     # issue 15: the end-to-end paper's table
     for ds in ("mnist", "fashion-mnist", "cifar10"):
         for c in range(10):
