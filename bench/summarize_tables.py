@@ -25,6 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +113,7 @@ def seeds_section(ds: str, preset: str, seed0: pd.DataFrame) -> list[str]:
     s = s[s["method"].isin(["ics", "cls"])]
     out = ["Seeds (AUROC, mean +- std over the seeds present, paper's OC-SVM):", "",
            "| class | seeds | ICS | CLS | ICS - CLS |", "|---|---|---|---|---|"]
+    pairs, spread = [], []
     for c in sorted(s["normal_class"].unique()):
         sc = s[s["normal_class"] == c]
         piv = sc.pivot_table(index="seed", columns="method", values="auroc")
@@ -124,6 +126,17 @@ def seeds_section(ds: str, preset: str, seed0: pd.DataFrame) -> list[str]:
             return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
 
         out.append(f"| {c} | {len(piv)} | {ms(piv['ics'])} | {ms(piv['cls'])} | {ms(d)} |")
+        pairs.append(d.to_numpy())
+        spread += [piv[m].std(ddof=1) for m in ("ics", "cls") if len(piv) > 1]
+    if pairs:
+        d = np.concatenate(pairs)
+        line = (f"Over all {len(d)} (class, seed) pairs: ICS - CLS = {d.mean():.2f} "
+                f"(std {d.std(ddof=1) if len(d) > 1 else float('nan'):.2f}, standard error "
+                f"{d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'):.2f})")
+        if spread:
+            line += (f"; seed-to-seed std of one method on one class, mean over "
+                     f"{len(spread)} (class, method): {np.mean(spread):.2f}")
+        out += ["", line + "."]
     return out + [""]
 
 
