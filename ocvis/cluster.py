@@ -21,7 +21,6 @@ datasets under the same ``OCVIS_DATA_ROOT`` on every node).
 from __future__ import annotations
 
 import contextlib
-
 import io
 import os
 import tarfile

@@ -46,8 +46,8 @@ float64 inputs are computed in float64 (the result agrees with skimage to
 on its mean, which removes most of the cancellation in ``E[x^2] - E[x]^2``
 (agrees to ~1e-7 on natural and noise images; worst case measured ~3e-5 on binary
 images, whose flat regions subtract two equal float32 numbers; inside the
-guaranteed 1e-4 and 2-3x faster). Pass float64 tensors for the exact path.  The returned tensor is
-float64.
+guaranteed 1e-4 and 2-3x faster).  Pass float64 tensors (or ``exact=True``) for
+the exact path.  The returned tensor is float64.
 """
 
 from __future__ import annotations

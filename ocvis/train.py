@@ -9,6 +9,7 @@ and the weights of the last finite step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -306,7 +307,7 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
     hooks.on_stage(stage, epochs, steps_per_epoch)
     if autocast is not None:
         dev = next(iter(model.parameters()), torch.empty(0)).device
-        mixed = lambda: torch.autocast(dev.type, dtype=autocast)  # noqa: E731
+        mixed = functools.partial(torch.autocast, dev.type, dtype=autocast)
     else:
         mixed = contextlib.nullcontext
     t0 = time.perf_counter()
@@ -330,7 +331,8 @@ def run_epochs(model: torch.nn.Module, step: Callable[[int], Mapping[str, torch.
                 reg = l2_penalty(l2_params, l2)
                 terms["l2"] = reg
                 total = total + reg
-            read = torch.stack([v.detach().reshape(()).to(torch.float64)
+            wide = torch.float32 if total.device.type == "mps" else torch.float64  # no f64
+            read = torch.stack([v.detach().reshape(()).to(wide)
                                 for v in (*terms.values(), total)]).tolist()
             values = dict(zip([*terms, "total"], read))
             if not all(math.isfinite(v) for v in values.values()):
