@@ -170,14 +170,13 @@ def main(argv=None) -> int:
         t.start()
     for t in threads:
         t.join()
-    timing = RESULTS / "fill_queue_timing.csv"
-    new = not timing.exists()
-    with timing.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["finished", "groups", "lanes", "units_run", "wall_seconds", "cores"])
-        w.writerow([time.strftime("%Y-%m-%d %H:%M"), args.only or "all", args.lanes, n_todo,
-                    f"{time.time() - start:.0f}", os.cpu_count()])
+    sys.path.insert(0, str(ROOT))
+    from ocvis.bench import append_result  # here, not at start: the queue itself needs no torch
+
+    append_result(RESULTS / "fill_queue_timing.csv", {
+        "finished": time.strftime("%Y-%m-%d %H:%M"), "groups": args.only or "all",
+        "lanes": args.lanes, "units_run": n_todo, "wall_seconds": f"{time.time() - start:.0f}",
+        "cores": os.cpu_count()})
     return 0
 
 
