@@ -72,6 +72,30 @@ def test_deep_svdd_centre_and_bias_free(task):
     np.testing.assert_allclose(m2.score_samples(task.x_test[:10]), s, rtol=1e-5)
 
 
+def test_deep_svdd_gcn_preprocessing(task):
+    from ocvis.methods.deep_svdd import gcn_l1
+
+    x = torch.rand(6, 1, 8, 8) * torch.arange(1, 7).view(6, 1, 1, 1)  # different contrasts
+    g = gcn_l1(x)
+    torch.testing.assert_close(g.mean(dim=(1, 2, 3)), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(g.abs().mean(dim=(1, 2, 3)), torch.ones(6))
+    torch.testing.assert_close(gcn_l1(3 * x + 0.5), g, atol=1e-5, rtol=1e-5)  # contrast-free
+    m = make_method("deep-svdd", "tiny", preprocess="gcn-l1").fit(task)
+    pre = m.nets["gcn"]
+    seen = pre(task.x_train.float())
+    assert float(seen.min()) == pytest.approx(0.0, abs=1e-6)  # the training range -> [0, 1]
+    assert float(seen.max()) == pytest.approx(1.0, abs=1e-6)
+    assert m.fit_info()["gcn_max"] > m.fit_info()["gcn_min"]
+    # the representation is the encoder behind the preprocessing, for scores and embeddings
+    z = m.nets["ae"].encoder(seen[:10]).detach()
+    np.testing.assert_allclose(m.embed(task.x_train[:10]), z.numpy(), rtol=1e-4, atol=1e-5)
+    s = m.score_samples(task.x_test[:10])
+    m2 = make_method("deep-svdd", "tiny", preprocess="gcn-l1").load_state_dict(m.state_dict())
+    assert torch.equal(m2.nets["gcn"].hi, pre.hi)
+    np.testing.assert_allclose(m2.score_samples(task.x_test[:10]), s, rtol=1e-5)
+    assert len(m2.cam_layers()) == 2
+
+
 def test_soft_boundary_radius(task):
     m = make_method("deep-svdd", "tiny", objective="soft-boundary", epochs=2,
                     warmup_epochs=0, nu=0.2).fit(task)
