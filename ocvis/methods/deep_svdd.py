@@ -107,7 +107,7 @@ class SVDDConfig(DeepConfig):
 
 
 SVDD_PRESETS = {
-    "paper": {"pretrain_epochs": 250, "epochs": 150},
+    "paper": {"pretrain_epochs": 250, "epochs": 150, "preprocess": "gcn-l1"},
     "cpu": {"pretrain_epochs": 20, "epochs": 20, "lr_milestone": 15, "warmup_epochs": 3,
             "min_steps": 60},
     "tiny": {"pretrain_epochs": 1, "epochs": 1, "warmup_epochs": 0},
