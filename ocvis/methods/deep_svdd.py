@@ -28,8 +28,9 @@ deviation), then min-max scaling to [0, 1] with the minimum and maximum of the n
 *training* images (the authors hard-code these per class; here they are computed in ``fit``
 and saved with the run). It runs inside the network (a buffer-only first module), so scores,
 the Latent page and the explanations see the same input; on our 32 x 32 padded MNIST the
-image mean includes the 2-pixel zero border (the paper's images are 28 x 28). Networks: MNIST / Fashion-MNIST (8, 4) filters -> 32, CIFAR-10 (32, 64, 128) -> 128,
-chosen by the number of input channels.
+image mean includes the 2-pixel zero border (the paper's images are 28 x 28). Networks:
+MNIST / Fashion-MNIST (8, 4) filters -> 32, CIFAR-10 (32, 64, 128) -> 128, chosen by the
+number of input channels.
 """
 from __future__ import annotations
 
