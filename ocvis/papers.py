@@ -72,10 +72,21 @@ def paper_value_of(key: str, label: str, dataset: str, normal_class,
     return float(m.value.iloc[0]) if len(m) else None
 
 
-def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc") -> float | None:
+#: papers whose numbers are for contaminated training data (the ``unsupervised`` protocol);
+#: every other paper's are for clean normal training data (one-class, latent-multiclass)
+UNSUPERVISED_PAPERS = frozenset({"e3outlier"})
+
+
+def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc",
+                protocol: str = "one-class") -> float | None:
     """The paper's value (percent) for our method name, or None if it reports none (the
-    method's own paper first, then the papers it is a baseline of)."""
+    method's own paper first, then the papers it is a baseline of), from papers of the
+    run's protocol kind only: an ``unsupervised`` run of ``cae`` is not compared with the
+    ICS paper's one-class CAE."""
+    unsup = str(protocol).startswith("unsupervised")
     for paper, label in paper_methods(method):
+        if (paper in UNSUPERVISED_PAPERS) != unsup:
+            continue
         v = paper_value_of(paper, label, dataset, normal_class, metric)
         if v is not None:
             return v

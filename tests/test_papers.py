@@ -25,3 +25,14 @@ def test_scores_are_matched_to_the_papers_labels():
         ("ics_end_to_end", "DSVDD"), ("clad", "DeepSVDD")}
     assert paper_value_of("e3outlier", "E3Outlier", "cifar10",
                           "mean@outlier_ratio=10%") == 83.5
+
+
+def test_paper_values_respect_the_protocol():
+    # the ICS paper's one-class CAE on Fashion-MNIST 0 is 89.5; an unsupervised CAE run (the
+    # E3Outlier paper's setting, which reports only means) has no per-class paper value
+    assert paper_value("cae", "fashion-mnist", 0) == 89.5
+    assert paper_value("cae", "fashion-mnist", 0, protocol="one-class") == 89.5
+    assert paper_value("cae", "fashion-mnist", 0, protocol="unsupervised") is None
+    assert paper_value("e3outlier", "fashion-mnist", 0, protocol="unsupervised") is None
+    assert paper_value("ics-e2e", "mnist", 2, protocol="unsupervised") is None
+    assert paper_value("ics-e2e", "mnist", 2, protocol="one-class") == 91.7
