@@ -141,11 +141,15 @@ class DeepSVDD(LatentState, DeepMethod):
                                      "gcn": _GCN}
 
     @property
-    def phi_(self) -> nn.Module:
-        """The representation: the encoder, behind the input preprocessing if any."""
+    def ae_(self) -> nn.Module:
         if "ae" not in self.nets:
             raise DataError(f"{self.name} is not fitted yet: call fit first")
-        enc = self.nets["ae"].encoder
+        return self.nets["ae"]
+
+    @property
+    def phi_(self) -> nn.Module:
+        """The representation: the encoder, behind the input preprocessing if any."""
+        enc = self.ae_.encoder
         return nn.Sequential(self.nets["gcn"], enc) if "gcn" in self.nets else enc
 
     def _fit(self, x, hooks: Hooks):
@@ -239,8 +243,7 @@ class DeepSVDD(LatentState, DeepMethod):
         raise DataError(f"{self.name} cannot be explained through {head!r}")
 
     def cam_layers(self):
-        self.phi_  # raises when not fitted
-        return self.nets["ae"].encoder.conv_layers()
+        return self.ae_.encoder.conv_layers()
 
     def fit_info(self) -> dict:
         cent = self.nets["centre"]
