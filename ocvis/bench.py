@@ -260,6 +260,26 @@ def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     return out
 
 
+def refresh_paper_values(path: Path) -> int:
+    """Rewrite every row's ``paper_auroc`` / ``paper_bacc`` from the current paper table and
+    :func:`ocvis.papers.paper_value` (the run's protocol decides which papers count); the
+    metrics are left as they are. Returns the number of rows whose values changed."""
+    from ocvis.papers import paper_value
+
+    changed = 0
+    with table_lock(path):
+        rows = read_rows(path)
+        for r in rows:
+            new = {f"paper_{m}": str(paper_value(r["method"], r["dataset"], r["normal_class"],
+                                                 m, r.get("protocol") or "one-class") or "")
+                   for m in ("auroc", "bacc")}
+            if any(str(r.get(k) or "") != v for k, v in new.items()):
+                r.update(new)
+                changed += 1
+        write_table(path, rows)
+    return changed
+
+
 def rescore_table(path: Path, store, progress: Callable[[str], None] | None = None,
                   **detector_settings) -> int:
     """Re-fit every row's detector on its run's stored features (no retraining) with the

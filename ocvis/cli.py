@@ -185,7 +185,7 @@ def _cmd_perf(args) -> int:
 
 
 def _cmd_rescore(args) -> int:
-    from ocvis.bench import rescore_table
+    from ocvis.bench import refresh_paper_values, rescore_table
     from ocvis.methods.base import DetectorConfig, parse_field_value
     from ocvis.runs import RunStore
 
@@ -195,6 +195,10 @@ def _cmd_rescore(args) -> int:
             raise DataError(f"--set expects key=value, got {it!r}")
         k, v = (x.strip() for x in it.split("=", 1))
         settings[k] = parse_field_value(DetectorConfig, k, v)
+    if args.paper_only:
+        n = refresh_paper_values(Path(args.table))
+        print(f"paper values changed in {n} row(s) of {args.table}")
+        return 0
     n = rescore_table(Path(args.table), RunStore(), progress=lambda l: print(l, flush=True),
                       **settings)
     print(f"re-scored {n} row(s) of {args.table} from their stored features")
@@ -288,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("table", help="a bench CSV, e.g. bench/results/mnist_cpu.csv")
     rs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="detector settings, e.g. --set detector=kde or --set nu=0.05")
+    rs.add_argument("--paper-only", action="store_true",
+                    help="only rewrite the paper_auroc / paper_bacc columns from the current "
+                         "paper table (any method, no run needed)")
     rs.set_defaults(func=_cmd_rescore)
     return p
 

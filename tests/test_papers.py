@@ -36,3 +36,28 @@ def test_paper_values_respect_the_protocol():
     assert paper_value("e3outlier", "fashion-mnist", 0, protocol="unsupervised") is None
     assert paper_value("ics-e2e", "mnist", 2, protocol="unsupervised") is None
     assert paper_value("ics-e2e", "mnist", 2, protocol="one-class") == 91.7
+
+
+def test_refresh_paper_values_rewrites_stale_columns(tmp_path):
+    from ocvis.bench import BENCH_COLUMNS, read_rows, refresh_paper_values, write_table
+
+    def row(method, protocol, cls, paper, paper_bacc=""):
+        r = dict.fromkeys(BENCH_COLUMNS, "")
+        r.update(dataset="fashion-mnist", protocol=protocol, method=method, normal_class=cls,
+                 seed="0", preset="cpu", auroc="80.00", paper_auroc=paper,
+                 paper_bacc=paper_bacc)
+        return r
+
+    path = tmp_path / "t.csv"
+    # a stale unsupervised row carrying the one-class paper's value, a right one-class row
+    # and a one-class row whose paper value is missing
+    write_table(path, [row("cae", "unsupervised-10", "0", "89.5"),
+                       row("cae", "one-class", "0", "89.5", "80.6"),
+                       row("ics-e2e", "one-class", "4", "")])
+    assert refresh_paper_values(path) == 2
+    got = {(r["method"], r["protocol"]): r for r in read_rows(path)}
+    assert got[("cae", "unsupervised-10")]["paper_auroc"] == ""
+    assert got[("cae", "one-class")]["paper_auroc"] == "89.5"
+    assert float(got[("ics-e2e", "one-class")]["paper_auroc"]) == 90.2
+    assert got[("cae", "one-class")]["auroc"] == "80.00"     # metrics untouched
+    assert refresh_paper_values(path) == 0                  # idempotent

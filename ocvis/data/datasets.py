@@ -486,7 +486,8 @@ def _seeded_split(x: np.ndarray, y: np.ndarray, frac: float):
 
 def _dataset_to_npz(path: Path, ds: ImageDataset) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    # a name of this process's own: two bench lanes may write the same cache at once
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test,
              classes=np.asarray(ds.classes), skipped=ds.skipped, source=ds.source,
              notes=np.asarray(ds.notes, dtype=str))
