@@ -63,6 +63,7 @@ def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
         _open(page, server, "Explain", "Explain")
         box = page.get_by_role("combobox", name="Run")
         box.click()
+        page.keyboard.type(run_id[-4:])  # the list is virtualised: filter it to the run
         page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
         wait_for_app(page)
         page.get_by_role("combobox", name="Samples").click()
@@ -72,7 +73,12 @@ def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
         n.fill(str(n_images))
         n.press("Enter")
         wait_for_app(page)
-        page.get_by_text("IG completeness error", exact=False).first.wait_for(timeout=600_000)
+        try:
+            page.get_by_text("IG completeness error", exact=False).first.wait_for(
+                timeout=900_000)
+        except Exception:
+            page.screenshot(path=str(out / f"{prefix}_{source}_failed.png"), full_page=True)
+            raise
         wait_for_app(page)
         time.sleep(2)  # a screenshot, not a test: let the image decode
         page.screenshot(path=str(out / f"{prefix}_{source}.png"), full_page=True)

@@ -27,7 +27,10 @@ the network described in :mod:`ocvis.nets.ics_net`); Adam with lr 3e-4 and beta1
 code; the paper names no optimiser); L2 1e-6 on every convolution kernel (the paper; the
 code uses 1e-3); pairs "j != i" are a random shift of a shuffled batch (as
 :mod:`ocvis.losses`); ``iterations`` = 800 as the code (``paper``), 300 for ``cpu``. The
-training data are all normal training images unless ``n_train`` limits them.
+training data are all normal training images unless ``n_train`` limits them. The split's SSIM
+uses the data range 1 of our [0, 1] images (``split_ssim_range``); the released code called
+skimage's ``compare_ssim`` on floats, which then assumed the range [-1, 1], i.e. 2: constants
+C1, C2 four times larger, so dark, low-contrast images are less often declared atypical.
 """
 from __future__ import annotations
 
@@ -70,6 +73,8 @@ class E2EConfig(DeepConfig):
     rho: float = option(RHO, "% of the normal data declared atypical (paper: 10)", min=0.0,
                         max=99.0)
     split_epochs: int = option(8, "epochs of the splitting autoencoder", min=1, max=1000)
+    split_ssim_range: float = option(1.0, "SSIM data range of the split (released code: 2, "
+                                          "skimage's old float default)", min=0.01, max=100.0)
     reuse_pretrain: bool = option(True, "reuse a cached splitting autoencoder")
 
 
@@ -123,7 +128,8 @@ class _E2EBase(LatentState, DeepMethod):
     def _split(self, x: torch.Tensor, hooks: Hooks):
         c = self.config
         cfg = SplitConfig(epochs=c.split_epochs, seed=c.seed, device=c.device,
-                          min_steps=c.min_steps, rho=c.rho, reuse_pretrain=c.reuse_pretrain)
+                          min_steps=c.min_steps, rho=c.rho, reuse_pretrain=c.reuse_pretrain,
+                          ssim_data_range=c.split_ssim_range)
         stage1 = SplitAutoencoder(cfg)
         stage1.history = self.history
         stage1.pretrain(x, hooks)

@@ -68,6 +68,10 @@ class SplitConfig(DeepConfig):
                         min=0.0, max=99.0)
     similarity: str = option("ssim", "split metric between x and its reconstruction",
                              choices=("ssim", "mse"))
+    ssim_data_range: float = option(1.0, "SSIM data range L (C1 = (0.01 L)^2, C2 = (0.03 L)^2)"
+                                         " for images in [0, 1]; the released end-to-end code"
+                                         " got 2 (skimage's old float default)", min=0.01,
+                                    max=100.0)
 
 
 SPLIT_PRESETS = {
@@ -189,7 +193,8 @@ class SplitAutoencoder(DeepMethod):
         x_hat = self.reconstruct(x) if x_hat is None else x_hat
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # reported where it matters
-            return split(x, x_hat, rho=c.rho if rho is None else rho, metric=c.similarity)
+            return split(x, x_hat, rho=c.rho if rho is None else rho, metric=c.similarity,
+                         data_range=c.ssim_data_range)
 
     # -- as a method ----------------------------------------------------------------------
     def _fit(self, x, hooks):
@@ -200,7 +205,8 @@ class SplitAutoencoder(DeepMethod):
     def _scores(self, x):
         x_hat = self.reconstruct(x)
         if self.config.similarity == "ssim":
-            return {"similarity": ssim(x, x_hat, exact=True).numpy()}
+            return {"similarity": ssim(x, x_hat, data_range=self.config.ssim_data_range,
+                                       exact=True).numpy()}
         return {"similarity": -(x - x_hat).pow(2).flatten(1).mean(1).numpy()}
 
     def _embed(self, x):
