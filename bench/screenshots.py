@@ -73,12 +73,12 @@ def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
         n.fill(str(n_images))
         n.press("Enter")
         wait_for_app(page)
-        try:
-            page.get_by_text("IG completeness error", exact=False).first.wait_for(
-                timeout=900_000)
-        except Exception:
+        done = page.get_by_text("IG completeness error", exact=False)
+        crashed = page.get_by_text("This app has encountered an error", exact=False)
+        done.or_(crashed).first.wait_for(timeout=900_000)
+        if crashed.count():
             page.screenshot(path=str(out / f"{prefix}_{source}_failed.png"), full_page=True)
-            raise
+            raise RuntimeError(f"the Explain page failed on {source} images")
         wait_for_app(page)
         time.sleep(2)  # a screenshot, not a test: let the image decode
         page.screenshot(path=str(out / f"{prefix}_{source}.png"), full_page=True)
@@ -106,7 +106,11 @@ def main(argv: list[str]) -> int:
                                                            "OCVIS_UMAP_WARMUP": "0"}) as server, \
                     browser() as b:
                 page = b.new_page(viewport={"width": 1400, "height": 1500})
-                explain_run(page, server, out, rid, n_images, prefix)
+                try:
+                    explain_run(page, server, out, rid, n_images, prefix)
+                except Exception:
+                    print(server.describe("the Explain scene failed"), flush=True)
+                    raise
                 print(f"{name}: done", flush=True)
             continue
         task, fn = SCENES[name]
