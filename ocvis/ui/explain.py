@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import streamlit as st
@@ -45,6 +46,15 @@ TARGETS = {"auto": "anomaly score if flagged abnormal, else normality score",
            "anomaly": "anomaly score (what makes it look abnormal)"}
 
 
+@st.cache_resource(max_entries=16)
+def model_lock(run_id: str) -> threading.RLock:
+    """One lock per run: its model object is shared by every session (``run_method`` is a
+    cached resource), and GradCAM's temporary layer hooks of one explanation would fire in
+    another's forward pass if two ran on it at once (two tabs, or a rerun that starts
+    while the previous one is still inside the computation)."""
+    return threading.RLock()
+
+
 @st.cache_data(show_spinner="Scoring the training images through this head…",
                max_entries=16)
 def head_reference(run_id: str, head: str) -> dict:
@@ -53,7 +63,8 @@ def head_reference(run_id: str, head: str) -> dict:
     nu) and the spread (interquartile range) that gradients are compared with."""
     method = run_method(run_id)
     task = run_task(run_id)
-    s = Explainer(method, head).score(task.x_train[:4000]).numpy()
+    with model_lock(run_id):
+        s = Explainer(method, head).score(task.x_train[:4000]).numpy()
     q10, q25, q75 = np.percentile(s, [10, 25, 75])
     return {"threshold": float(q10), "spread": float(q75 - q25) or float(np.std(s)) or 1.0}
 
@@ -68,6 +79,11 @@ def heatmaps(run_id: str, samples: tuple, head: str, layer: str | None, n_steps:
     import torch
 
     x = torch.stack([task.x_train[i] if s == "train" else task.x_test[i] for s, i in samples])
+    with model_lock(run_id):
+        return _heatmaps(run_id, method, x, head, layer, n_steps, target)
+
+
+def _heatmaps(run_id, method, x, head, layer, n_steps, target) -> dict:
     e = Explainer(method, head)
     layers = e.informative_layers(x) if e.layers else []
     if layer not in layers:  # the deepest informative one with a map of 8 x 8 or more
