@@ -10,7 +10,10 @@ as E3Outlier's "CAE"): our mean AUROC over the classes (or scenarios) present, a
 paper's value over the same classes, or the paper's mean over all classes when it reports
 only that (marked "all classes"). Seeds: a class with several seeds enters the mean once,
 as the mean of its seeds; the table also gives the mean +- std over seeds of each class that
-has more than one. Nothing is recomputed from runs.
+has more than one. A table ``X.csv`` with a sibling ``X_seeds.csv`` (the queue's further
+seeds of a few classes) gets those seeds in its seeds section only, merged with ``X.csv``'s
+rows of the same classes and settings; its mean over classes stays that of ``X.csv``.
+Nothing is recomputed from runs.
 """
 from __future__ import annotations
 
@@ -28,9 +31,7 @@ def _f(v) -> str:
     return "–" if v is None or pd.isna(v) else f"{float(v):.2f}"
 
 
-def summarize(path: Path) -> list[str]:
-    from ocvis.papers import paper_value_of, score_labels
-
+def _read(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path, dtype={"normal_class": str, "overrides": str})
     df = df[df["normal_class"] != "mean"].copy()
     if "error" in df:
@@ -40,10 +41,19 @@ def summarize(path: Path) -> list[str]:
             df[col] = ""
         df[col] = df[col].fillna("")
     df["protocol"] = df["protocol"].replace("", "one-class")
+    return df
+
+
+def summarize(path: Path) -> list[str]:
+    from ocvis.papers import paper_value_of, score_labels
+
+    df = _read(path)
+    extra = path.with_name(f"{path.stem}_seeds.csv")
+    more = _read(extra) if extra.exists() else df.iloc[:0]
     out = [f"## {path.name}", "",
            "| dataset | protocol | method | settings | score | paper label | classes | "
            "ours | paper |", "|---|---|---|---|---|---|---|---|---|"]
-    seeds = []
+    seeds, seen = [], set()
     for (ds, proto, meth, preset, ov), g in df.groupby(
             ["dataset", "protocol", "method", "preset", "overrides"], sort=False):
         primary = g["score"].dropna().iloc[0] if "score" in g and g["score"].notna().any() \
@@ -74,8 +84,18 @@ def summarize(path: Path) -> list[str]:
             out.append(f"| {ds} | {proto} | {meth} | {preset} {ov} | {score} | "
                        f"{f'{key}: {label}' if label else '–'} "
                        f"| {len(per_class)} | {_f(ours)} | {_f(paper)}{note} |")
-            multi = g.groupby("normal_class")[col].agg(["mean", "std", "count"])
+            m = more[(more["dataset"] == ds) & (more["protocol"] == proto)
+                     & (more["method"] == meth) & (more["preset"] == preset)
+                     & (more["overrides"] == ov)]
+            both = pd.concat([g[g["normal_class"].isin(m["normal_class"])], m]) if len(m) \
+                else g
+            if col not in both:
+                continue
+            multi = both.groupby("normal_class")[col].agg(["mean", "std", "count"])
             for c, r in multi[multi["count"] > 1].iterrows():
+                if (ds, proto, meth, preset, ov, score, c) in seen:  # one score, two papers
+                    continue
+                seen.add((ds, proto, meth, preset, ov, score, c))
                 seeds.append(f"| {ds} | {meth} | {score} | {c} | {int(r['count'])} | "
                              f"{r['mean']:.2f} ± {r['std']:.2f} |")
     if seeds:

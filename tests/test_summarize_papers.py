@@ -1,0 +1,52 @@
+"""bench/summarize_papers.py: the paper comparison and the seeds section of a table with a
+``_seeds`` sibling."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def summarize():
+    spec = importlib.util.spec_from_file_location("summarize_papers",
+                                                  ROOT / "bench" / "summarize_papers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.summarize
+
+
+def _write(path, rows):
+    from ocvis.bench import BENCH_COLUMNS, write_table
+
+    full = []
+    for method, cls, seed, auroc in rows:
+        r = dict.fromkeys(BENCH_COLUMNS, "")
+        r.update(dataset="mnist", protocol="one-class", method=method, normal_class=cls,
+                 seed=str(seed), preset="cpu", score="score", auroc=f"{auroc:.2f}")
+        full.append(r)
+    write_table(path, full)
+
+
+def test_seeds_sibling_enters_only_the_seeds_section(tmp_path, summarize):
+    main = tmp_path / "mnist_e2e_cpu.csv"
+    _write(main, [("ics-e2e", "2", 0, 90.0), ("ics-e2e", "3", 0, 94.0)])
+    _write(tmp_path / "mnist_e2e_cpu_seeds.csv",
+           [("ics-e2e", "3", 1, 92.0), ("ics-e2e", "3", 2, 96.0)])
+    text = "\n".join(summarize(main))
+    # the ten-class style mean is the main table's (90 + 94) / 2, paper: Table 1's 91.7, 96.6
+    assert "| mnist | one-class | ics-e2e | cpu  | score | ics_end_to_end: ICS-E2E | 2 | " \
+           "92.00 | 94.15 |" in text
+    # class 3 over seeds 0, 1, 2: mean 94, sample std 2
+    assert "| mnist | ics-e2e | score | 3 | 3 | 94.00 ± 2.00 |" in text
+    assert text.count("| mnist | ics-e2e | score | 3 |") == 1
+    assert "| mnist | ics-e2e | score | 2 |" not in text   # one seed only
+
+
+def test_deep_svdd_seeds_listed_once_for_two_papers(tmp_path, summarize):
+    main = tmp_path / "t.csv"
+    _write(main, [("deep-svdd", "3", 0, 90.0), ("deep-svdd", "3", 1, 92.0)])
+    text = "\n".join(summarize(main))
+    assert "ics_end_to_end: DSVDD" in text and "clad: DeepSVDD" in text
+    assert text.count("| mnist | deep-svdd | score | 3 | 2 | 91.00 ± 1.41 |") == 1
