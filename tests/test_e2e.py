@@ -129,3 +129,40 @@ def test_e2e_paper_values_are_attached():
     assert paper_value("deep-svdd", "mnist", 0) == pytest.approx(98.0)
     assert paper_value("ocsvm", "mnist", 1) == pytest.approx(99.2)
     assert paper_value("ssim-error", "mnist", 0) == pytest.approx(98.7)
+
+
+def test_split_ssim_range_reaches_the_split():
+    """``split_ssim_range`` (the released code's SSIM range 2) is the SSIM data range of the
+    split: same autoencoder, same reconstructions, similarities of ssim(..., data_range)."""
+    from ocvis.data import make_task
+    from ocvis.methods.split_ae import SplitAutoencoder, SplitConfig
+    from ocvis.ssim import ssim
+
+    task = make_task("digits", normal=[0])
+    m = SplitAutoencoder(SplitConfig(epochs=1, reuse_pretrain=False))
+    m.pretrain(task.x_train)
+    x_hat = m.reconstruct(task.x_train)
+    one = m.compute_split(task.x_train, x_hat=x_hat).similarity
+    m.config.ssim_data_range = 2.0
+    two = m.compute_split(task.x_train, x_hat=x_hat).similarity
+    ref = ssim(task.x_train, x_hat, data_range=2.0, exact=True).numpy()
+    np.testing.assert_allclose(two, ref, rtol=1e-6, atol=1e-9)
+    assert np.all(two >= one - 1e-9) and np.any(two > one + 1e-6)  # larger C1, C2
+    # the end-to-end method hands its option to the split it builds
+    e2e = make_method("ics-e2e", "tiny", split_ssim_range=2.0, reuse_pretrain=False)
+    e2e.fit(task)
+    assert e2e.split_.similarity.max() <= 1.0
+    np.testing.assert_allclose(
+        np.sort(e2e.split_.similarity),
+        np.sort(_split_of("tiny", task, 2.0)), rtol=1e-6)
+
+
+def _split_of(preset, task, data_range):
+    from ocvis.methods.ics_e2e import E2E_PRESETS
+    from ocvis.methods.split_ae import SplitAutoencoder, SplitConfig
+
+    p = E2E_PRESETS[preset]
+    m = SplitAutoencoder(SplitConfig(epochs=p["split_epochs"], seed=0, reuse_pretrain=False,
+                                     ssim_data_range=data_range))
+    m.pretrain(task.x_train)
+    return m.compute_split(task.x_train).similarity
