@@ -9,7 +9,9 @@ runs that a paper reports (``ocvis.papers.score_labels``: e.g. RotNet's KDE scor
 as E3Outlier's "CAE"): our mean AUROC over the classes (or scenarios) present, and the
 paper's value over the same classes, or the paper's mean over all classes when it reports
 only that (marked "all classes"). Seeds: a class with several seeds enters the mean once,
-as the mean of its seeds; the table also gives the mean +- std over seeds of each class that
+as the mean of its seeds. "ours flipped" is the mean with every class's AUROC under 50
+replaced by 100 - AUROC, what code that reports max(AUC, 1 - AUC) (CLAD's released code)
+would print; ocvis never reports it as a result. The table also gives the mean +- std over seeds of each class that
 has more than one. A table ``X.csv`` with a sibling ``X_seeds.csv`` (the queue's further
 seeds of a few classes) gets those seeds in its seeds section only, merged with ``X.csv``'s
 rows of the same classes and settings; its mean over classes stays that of ``X.csv``.
@@ -52,7 +54,7 @@ def summarize(path: Path) -> list[str]:
     more = _read(extra) if extra.exists() else df.iloc[:0]
     out = [f"## {path.name}", "",
            "| dataset | protocol | method | settings | score | paper label | classes | "
-           "ours | paper |", "|---|---|---|---|---|---|---|---|---|"]
+           "ours | ours flipped | paper |", "|---|---|---|---|---|---|---|---|---|---|"]
     seeds, seen = [], set()
     for (ds, proto, meth, preset, ov), g in df.groupby(
             ["dataset", "protocol", "method", "preset", "overrides"], sort=False):
@@ -71,6 +73,8 @@ def summarize(path: Path) -> list[str]:
                 continue
             per_class = g.groupby("normal_class")[col].mean()
             ours = per_class.mean()
+            # what a paper that reports max(AUC, 1 - AUC) (CLAD's code) would print
+            flipped = per_class.where(per_class >= 50, 100 - per_class).mean()
             paper, note = None, ""
             if key:
                 vals = [paper_value_of(key, label, ds, c) for c in per_class.index]
@@ -83,7 +87,7 @@ def summarize(path: Path) -> list[str]:
                     note = " (all classes)" if paper is not None else ""
             out.append(f"| {ds} | {proto} | {meth} | {preset} {ov} | {score} | "
                        f"{f'{key}: {label}' if label else '–'} "
-                       f"| {len(per_class)} | {_f(ours)} | {_f(paper)}{note} |")
+                       f"| {len(per_class)} | {_f(ours)} | {_f(flipped)} | {_f(paper)}{note} |")
             m = more[(more["dataset"] == ds) & (more["protocol"] == proto)
                      & (more["method"] == meth) & (more["preset"] == preset)
                      & (more["overrides"] == ov)]

@@ -37,7 +37,7 @@ def test_seeds_sibling_enters_only_the_seeds_section(tmp_path, summarize):
     text = "\n".join(summarize(main))
     # the ten-class style mean is the main table's (90 + 94) / 2, paper: Table 1's 91.7, 96.6
     assert "| mnist | one-class | ics-e2e | cpu  | score | ics_end_to_end: ICS-E2E | 2 | " \
-           "92.00 | 94.15 |" in text
+           "92.00 | 92.00 | 94.15 |" in text
     # class 3 over seeds 0, 1, 2: mean 94, sample std 2
     assert "| mnist | ics-e2e | score | 3 | 3 | 94.00 ± 2.00 |" in text
     assert text.count("| mnist | ics-e2e | score | 3 |") == 1
@@ -50,3 +50,11 @@ def test_deep_svdd_seeds_listed_once_for_two_papers(tmp_path, summarize):
     text = "\n".join(summarize(main))
     assert "ics_end_to_end: DSVDD" in text and "clad: DeepSVDD" in text
     assert text.count("| mnist | deep-svdd | score | 3 | 2 | 91.00 ± 1.41 |") == 1
+
+
+def test_flipped_mean_replaces_aurocs_under_50(tmp_path, summarize):
+    main = tmp_path / "t.csv"
+    _write(main, [("ics-e2e", "4", 0, 40.0), ("ics-e2e", "5", 0, 70.0)])
+    text = "\n".join(summarize(main))
+    # ours (40 + 70) / 2 = 55; flipped (60 + 70) / 2 = 65
+    assert "| 2 | 55.00 | 65.00 |" in text
