@@ -166,3 +166,26 @@ def _split_of(preset, task, data_range):
                                      ssim_data_range=data_range))
     m.pretrain(task.x_train)
     return m.compute_split(task.x_train).similarity
+
+
+def test_released_splitting_autoencoder_shapes_and_use():
+    """The released end-to-end code's splitting autoencoder: 2 x 2 x 128 latent, no conv
+    biases, reconstructions in [0, 1]; selectable for the split with its own cache key."""
+    from ocvis.methods.split_ae import SplitAutoencoder, SplitConfig
+    from ocvis.nets.e2e_ae import ReleasedE2EAutoencoder
+
+    net = ReleasedE2EAutoencoder(in_channels=3)
+    with torch.no_grad():
+        z, x_hat = net(torch.rand(5, 3, 32, 32))
+    assert z.shape == (5, 2 * 2 * 128) and x_hat.shape == (5, 3, 32, 32)
+    assert float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= 1.0
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    assert len(convs) == 4 * 2 + 1 + 4 + 1 and all(m.bias is None for m in convs)
+    task = make_task("digits", normal=[0])
+    x = torch.as_tensor(np.asarray(task.x_train))
+    keys = {n: SplitAutoencoder(SplitConfig(network=n, epochs=1)).cache_key(x)
+            for n in ("paper", "released-e2e")}
+    assert keys["paper"] != keys["released-e2e"]
+    m = make_method("ics-e2e", "tiny", split_network="released-e2e", reuse_pretrain=False)
+    m.fit(task)
+    assert m.split_.atypical.sum() == int(0.1 * len(task.x_train))

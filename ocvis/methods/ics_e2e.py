@@ -32,6 +32,10 @@ uses the data range 1 of our [0, 1] images (``split_ssim_range``); the released 
 skimage's ``compare_ssim`` on floats, which then assumed the range [-1, 1], i.e. 2: constants
 C1, C2 four times larger, which weighs differences in dark, low-contrast images less (on
 Fashion-MNIST 0 / 4 / 8 the atypical 10 % changes little with it; bench/NOTES.md, issue 15).
+The split's network is the feature-learning paper's autoencoder, shared with ICS's cached
+stage 1 (official_code_notes.md 3(d) recommends reusing the project's split);
+``split_network="released-e2e"`` uses the released end-to-end code's
+(:mod:`ocvis.nets.e2e_ae`) instead, trained with the split's own optimiser settings.
 """
 from __future__ import annotations
 
@@ -74,6 +78,9 @@ class E2EConfig(DeepConfig):
     rho: float = option(RHO, "% of the normal data declared atypical (paper: 10)", min=0.0,
                         max=99.0)
     split_epochs: int = option(8, "epochs of the splitting autoencoder", min=1, max=1000)
+    split_network: str = option("paper", "splitting autoencoder: the feature-learning paper's "
+                                         "or the released end-to-end code's",
+                                choices=("paper", "released-e2e"))
     split_ssim_range: float = option(1.0, "SSIM data range of the split (released code: 2, "
                                           "skimage's old float default)", min=0.01, max=100.0)
     reuse_pretrain: bool = option(True, "reuse a cached splitting autoencoder")
@@ -130,7 +137,7 @@ class _E2EBase(LatentState, DeepMethod):
         c = self.config
         cfg = SplitConfig(epochs=c.split_epochs, seed=c.seed, device=c.device,
                           min_steps=c.min_steps, rho=c.rho, reuse_pretrain=c.reuse_pretrain,
-                          ssim_data_range=c.split_ssim_range)
+                          ssim_data_range=c.split_ssim_range, network=c.split_network)
         stage1 = SplitAutoencoder(cfg)
         stage1.history = self.history
         stage1.pretrain(x, hooks)

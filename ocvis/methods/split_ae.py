@@ -37,6 +37,7 @@ from ocvis.config import cache_root
 from ocvis.methods.base import as_images, option
 from ocvis.methods.deep import DeepConfig, DeepMethod
 from ocvis.nets import PaperAutoencoder
+from ocvis.nets.e2e_ae import ReleasedE2EAutoencoder
 from ocvis.nets.paper_ae import conv_weights
 from ocvis.split import SplitResult, split
 from ocvis.ssim import ssim
@@ -68,6 +69,9 @@ class SplitConfig(DeepConfig):
                         min=0.0, max=99.0)
     similarity: str = option("ssim", "split metric between x and its reconstruction",
                              choices=("ssim", "mse"))
+    network: str = option("paper", "splitting autoencoder: the feature-learning paper's "
+                                   "(Tables 2-3) or the released end-to-end code's",
+                          choices=("paper", "released-e2e"))
     ssim_data_range: float = option(1.0, "SSIM data range L (C1 = (0.01 L)^2, C2 = (0.03 L)^2)"
                                          " for images in [0, 1]; the released end-to-end code"
                                          " got 2 (skimage's old float default)", min=0.01,
@@ -95,7 +99,8 @@ class SplitAutoencoder(DeepMethod):
     presets = SPLIT_PRESETS
     stages = ("pretrain",)
     score_names = ("similarity",)
-    net_factories: ClassVar[dict] = {"paper_ae": PaperAutoencoder}
+    net_factories: ClassVar[dict] = {"paper_ae": PaperAutoencoder,
+                                     "released_e2e_ae": ReleasedE2EAutoencoder}
 
     @property
     def model_(self) -> PaperAutoencoder:
@@ -109,6 +114,8 @@ class SplitAutoencoder(DeepMethod):
                                  "weight_decay", "lr_schedule", "l2", "rec_reduction", "seed",
                                  "bn_recalibrate")}
         keys["epochs"] = self.epochs_for(c.epochs, self.steps_per_epoch(len(x)))
+        if c.network != "paper":  # the paper network's keys stay as they were (its caches)
+            keys["network"] = c.network
         keys.update(data=_digest(x), torch=torch.__version__.split("+")[0],
                     code=STAGE1_CODE_VERSION, device=self.device_.type)
         if self.device_.type == "cpu":
@@ -125,8 +132,11 @@ class SplitAutoencoder(DeepMethod):
         path = cache_root() / "pretrain" / f"{self.cache_key(x)}.pt"
         with seeded(int(c.seed)) as g:
             self.generator_ = g
-            model = self.build("model", "paper_ae", in_channels=int(x.shape[1]),
-                               latent_dim=int(c.latent_dim))
+            if c.network == "released-e2e":  # its latent is 2 x 2 x 128 (released code)
+                model = self.build("model", "released_e2e_ae", in_channels=int(x.shape[1]))
+            else:
+                model = self.build("model", "paper_ae", in_channels=int(x.shape[1]),
+                                   latent_dim=int(c.latent_dim))
             if c.reuse_pretrain and path.exists() and self._load_cache(path, hooks):
                 return model
             t0 = time.perf_counter()
