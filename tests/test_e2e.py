@@ -186,6 +186,13 @@ def test_released_splitting_autoencoder_shapes_and_use():
     keys = {n: SplitAutoencoder(SplitConfig(network=n, epochs=1)).cache_key(x)
             for n in ("paper", "released-e2e")}
     assert keys["paper"] != keys["released-e2e"]
+    # it learns: with the released code's N(0, 0.01) kernels and no biases it stayed at
+    # a grey constant (loss flat), so a split compared the images with grey
+    ae = SplitAutoencoder(SplitConfig(network="released-e2e", epochs=1, min_steps=60,
+                                      reuse_pretrain=False))
+    ae.pretrain(x)
+    rec = [r["losses"]["rec"] for r in ae.history.records if r.get("stage") == "pretrain"]
+    assert np.mean(rec[-10:]) < 0.6 * np.mean(rec[:3])
     m = make_method("ics-e2e", "tiny", split_network="released-e2e", reuse_pretrain=False)
     m.fit(task)
     assert m.split_.atypical.sum() == int(0.1 * len(task.x_train))
