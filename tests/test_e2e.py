@@ -194,5 +194,31 @@ def test_released_splitting_autoencoder_shapes_and_use():
     rec = [r["losses"]["rec"] for r in ae.history.records if r.get("stage") == "pretrain"]
     assert np.mean(rec[-10:]) < 0.6 * np.mean(rec[:3])
     m = make_method("ics-e2e", "tiny", split_network="released-e2e", reuse_pretrain=False)
-    m.fit(task)
+    import warnings
+
+    from ocvis.errors import OcvisWarning
+    with warnings.catch_warnings():  # one epoch of it on digits may still be flat (flagged)
+        warnings.simplefilter("ignore", OcvisWarning)
+        m.fit(task)
     assert m.split_.atypical.sum() == int(0.1 * len(task.x_train))
+
+
+def test_flat_split_reconstructions_are_flagged(monkeypatch):
+    """A splitting autoencoder that reconstructs a constant makes the split meaningless:
+    ICS-E2E warns and its fit_info marks the run (the bench row's detector_ok = 0)."""
+    from ocvis.bench import detector_columns
+    from ocvis.errors import OcvisWarning
+    from ocvis.methods.split_ae import SplitAutoencoder
+
+    task = make_task("digits", normal=[0])
+    good = make_method("ics-e2e", "tiny", reuse_pretrain=False)
+    good.fit(task)
+    assert not good.fit_info()["split"]["flat"]
+    assert detector_columns(good.fit_info())["detector_ok"] == ""
+    monkeypatch.setattr(SplitAutoencoder, "reconstruct",
+                        lambda self, x: torch.full_like(torch.as_tensor(x), 0.5))
+    flat = make_method("ics-e2e", "tiny", reuse_pretrain=False)
+    with pytest.warns(OcvisWarning, match="nearly constant"):
+        flat.fit(task)
+    cols = detector_columns(flat.fit_info())
+    assert cols["detector_ok"] == 0 and "flat split" in cols["detector_problem"]

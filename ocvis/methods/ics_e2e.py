@@ -39,6 +39,7 @@ stage 1 (official_code_notes.md 3(d) recommends reusing the project's split);
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -54,6 +55,7 @@ from ocvis.methods.deep import DeepConfig, DeepMethod, LatentState
 from ocvis.methods.split_ae import (RHO, SplitAutoencoder, SplitConfig, split_arrays,
                                      stage1_info)
 from ocvis.nets.ics_net import DistanceNet, ICSNet
+from ocvis.split import reconstruction_quality
 from ocvis.train import Hooks, recalibrate_batchnorm
 
 PAPER = "Schlachter, Liao, Yang 2019, Deep One-Class Classification Using Intra-Class Splitting"
@@ -143,7 +145,15 @@ class _E2EBase(LatentState, DeepMethod):
         stage1.pretrain(x, hooks)
         self.pretrain_reused_ = stage1.pretrain_reused_
         self.pretrain_seconds_ = stage1.pretrain_seconds_
-        return stage1.compute_split(x, hooks)
+        x_hat = stage1.reconstruct(x)
+        sp = stage1.compute_split(x, hooks, x_hat=x_hat)
+        q = self.split_quality_ = reconstruction_quality(x, x_hat, sp.similarity)
+        if q["flat"]:
+            warnings.warn(f"the splitting autoencoder's reconstructions are nearly constant "
+                          f"(contrast {q['contrast']:.2f}): the split ranks the images by their "
+                          "similarity to a blur, not by how typical they are", OcvisWarning,
+                          stacklevel=2)
+        return sp
 
     def _fit(self, x, hooks):
         c = self.config
@@ -235,7 +245,15 @@ class _E2EBase(LatentState, DeepMethod):
         return self.net_.conv_layers()
 
     def fit_info(self) -> dict:
-        return stage1_info(self)
+        info = stage1_info(self)
+        q = getattr(self, "split_quality_", None)
+        if q is not None:
+            info["split"] = dict(q)
+            if q["flat"]:  # the bench row's detector_ok / detector_problem say so
+                info["detector"] = {"converged": False,
+                                    "problem": "flat split reconstructions (contrast "
+                                               f"{q['contrast']:.2f})"}
+        return info
 
     def fit_arrays(self):
         return split_arrays(getattr(self, "split_", None))
