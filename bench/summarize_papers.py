@@ -93,8 +93,6 @@ def summarize(path: Path) -> list[str]:
                      & (more["overrides"] == ov)]
             both = pd.concat([g[g["normal_class"].isin(m["normal_class"])], m]) if len(m) \
                 else g
-            if col not in both:
-                continue
             multi = both.groupby("normal_class")[col].agg(["mean", "std", "count"])
             for c, r in multi[multi["count"] > 1].iterrows():
                 if (ds, proto, meth, preset, ov, score, c) in seen:  # one score, two papers

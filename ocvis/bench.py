@@ -167,6 +167,15 @@ def detector_columns(info: dict | None) -> dict:
             "detector_problem": det.get("problem") or ""}
 
 
+def paper_columns(meth: str, dataset: str, c, protocol: str) -> dict:
+    """A row's ``paper_auroc`` / ``paper_bacc`` (empty where the papers of the run's protocol
+    kind report none)."""
+    from ocvis.papers import paper_value
+
+    return {f"paper_{m}": paper_value(meth, dataset, c, m, protocol) or ""
+            for m in ("auroc", "bacc")}
+
+
 def row_settings(meth: str, overrides: dict | None) -> dict:
     """The overrides that apply to ``meth`` (the ones its config has)."""
     from ocvis.methods import get_method
@@ -191,7 +200,6 @@ def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int |
               ratio: float = 10.0) -> dict:
     """Run one (method, class, seed) and return its table row (strings)."""
     from ocvis.data import load_dataset
-    from ocvis.papers import paper_value
 
     ov = row_settings(meth, overrides)
     log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
@@ -212,8 +220,7 @@ def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int |
            "n_train": meta["task_summary"]["train"],
            "score": primary, "auroc": _pct(mt["auroc"]), "bacc": _pct(mt["bacc"]),
            "aupr_in": _pct(mt["aupr_in"]), "aupr_out": _pct(mt["aupr_out"]),
-           "paper_auroc": paper_value(meth, dataset, c, "auroc", protocol) or "",
-           "paper_bacc": paper_value(meth, dataset, c, "bacc", protocol) or "",
+           **paper_columns(meth, dataset, c, protocol),
            **detector_columns(meta.get("info")),
            "train_seconds": f"{meta['fit_seconds']:.1f}", "cpu_seconds": f"{cpu:.0f}",
            "pretrain_reused": int(meta.get("pretrain_reused", False)),
@@ -264,15 +271,13 @@ def refresh_paper_values(path: Path) -> int:
     """Rewrite every row's ``paper_auroc`` / ``paper_bacc`` from the current paper table and
     :func:`ocvis.papers.paper_value` (the run's protocol decides which papers count); the
     metrics are left as they are. Returns the number of rows whose values changed."""
-    from ocvis.papers import paper_value
-
     changed = 0
     with table_lock(path):
         rows = read_rows(path)
         for r in rows:
-            new = {f"paper_{m}": str(paper_value(r["method"], r["dataset"], r["normal_class"],
-                                                 m, r.get("protocol") or "one-class") or "")
-                   for m in ("auroc", "bacc")}
+            new = {k: str(v) for k, v in paper_columns(
+                r["method"], r["dataset"], r["normal_class"],
+                r.get("protocol") or "one-class").items()}
             if any(str(r.get(k) or "") != v for k, v in new.items()):
                 r.update(new)
                 changed += 1
