@@ -100,8 +100,9 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.9,
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":  # Keras's rho 0.9 and epsilon 1e-7 (the released Keras codes')
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7,
+                                   weight_decay=weight_decay)
     raise TrainingError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 

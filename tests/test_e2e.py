@@ -222,3 +222,31 @@ def test_flat_split_reconstructions_are_flagged(monkeypatch):
         flat.fit(task)
     cols = detector_columns(flat.fit_info())
     assert cols["detector_ok"] == 0 and "flat split" in cols["detector_problem"]
+
+
+def test_released_training_schedule(task, monkeypatch):
+    """``train_schedule="released"``: per iteration 3 joint distance steps (closeness +
+    dispersion) then 4 classifier steps, as the released code; NNwDS takes the 4 classifier
+    steps only; ``split_optimizer`` reaches the splitting autoencoder."""
+    import ocvis.methods.deep as deep
+
+    made = []
+    real = deep.make_optimizer
+    monkeypatch.setattr(deep, "make_optimizer",
+                        lambda name, *a, **k: made.append(name) or real(name, *a, **k))
+    terms = {"cls", "disp", "ic"}
+
+    def trained_terms(m):
+        return [sorted(set(r["losses"]) & terms) for r in m.history.records
+                if r.get("stage") == "train"]
+
+    m = make_method("ics-e2e", "tiny", iterations=2, train_schedule="released",
+                    split_optimizer="rmsprop", reuse_pretrain=False).fit(task)
+    assert trained_terms(m) == ([["cls", "disp"]] * 3 + [["ic"]] * 4) * 2
+    assert made == ["rmsprop"]  # the split's optimiser (ICS-E2E builds its own Adam)
+    w = make_method("nnwds", "tiny", iterations=3, train_schedule="released").fit(task)
+    assert trained_terms(w) == [["ic"]] * 12
+    p = make_method("ics-e2e", "tiny", iterations=2).fit(task)
+    assert trained_terms(p) == [["cls"], ["ic"], ["disp"]] * 2
+    good = make_method("ics-e2e", "cpu", iterations=15, train_schedule="released").fit(task)
+    assert evaluate(good.score_samples(task.x_test), task.y_test)["auroc"] > 0.6

@@ -35,7 +35,15 @@ Fashion-MNIST 0 / 4 / 8 the atypical 10 % changes little with it; bench/NOTES.md
 The split's network is the feature-learning paper's autoencoder, shared with ICS's cached
 stage 1 (official_code_notes.md 3(d) recommends reusing the project's split);
 ``split_network="released-e2e"`` uses the released end-to-end code's
-(:mod:`ocvis.nets.e2e_ae`) instead, trained with the split's own optimiser settings.
+(:mod:`ocvis.nets.e2e_ae`) instead, trained with the split's own optimiser settings
+(Adam, lr 1e-3; ``split_optimizer="rmsprop"`` is the code's RMSprop with lr 1e-3).
+
+Training schedule (``train_schedule``): "paper" trains the three losses "step by step" (Sec.
+2.3), one step of each per iteration on fresh batches (B typical pairs, B typical + B
+atypical, B atypical pairs); "released" is the code's iteration: 3 steps of the summed
+closeness + dispersion loss on one batch, then 4 classifier steps over 2B typical + 2B
+atypical images -- four times the image passes per iteration, and the classifier takes 4
+steps per iteration instead of 1.
 """
 from __future__ import annotations
 
@@ -85,6 +93,11 @@ class E2EConfig(DeepConfig):
                                 choices=("paper", "released-e2e"))
     split_ssim_range: float = option(1.0, "SSIM data range of the split (released code: 2, "
                                           "skimage's old float default)", min=0.01, max=100.0)
+    split_optimizer: str = option("adam", "optimiser of the splitting autoencoder (released "
+                                          "code: rmsprop, lr 1e-3)", choices=("adam", "rmsprop"))
+    train_schedule: str = option("paper", "per iteration: one step of each loss (paper) or "
+                                          "the released code's 3 joint distance steps + 4 "
+                                          "classifier steps", choices=("paper", "released"))
     reuse_pretrain: bool = option(True, "reuse a cached splitting autoencoder")
 
 
@@ -139,7 +152,8 @@ class _E2EBase(LatentState, DeepMethod):
         c = self.config
         cfg = SplitConfig(epochs=c.split_epochs, seed=c.seed, device=c.device,
                           min_steps=c.min_steps, rho=c.rho, reuse_pretrain=c.reuse_pretrain,
-                          ssim_data_range=c.split_ssim_range, network=c.split_network)
+                          ssim_data_range=c.split_ssim_range, network=c.split_network,
+                          optimizer=c.split_optimizer)
         stage1 = SplitAutoencoder(cfg)
         stage1.history = self.history
         stage1.pretrain(x, hooks)
@@ -183,7 +197,12 @@ class _E2EBase(LatentState, DeepMethod):
             _, z = net(xb.to(dev))
             return dist(z, z.roll(L.partner_shift(len(z), g), dims=0))
 
-        def step(i: int):
+        if c.train_schedule == "released":
+            step, per_iteration = self._released_step(x, typ, aty, net, dist, draw)
+        else:
+            step, per_iteration = None, len(terms)
+
+        def paper_step(i: int):
             term = terms[i % len(terms)]
             b = c.batch_size
             if term == "cls":    # eq. 2
@@ -199,8 +218,9 @@ class _E2EBase(LatentState, DeepMethod):
             logit, _ = net(x[idx].to(dev))
             return {"ic": intra_class_loss(logit, y)}
 
-        steps = len(terms) * c.iterations
-        self.train_stage(nn.ModuleDict({"net": net, "dist": dist}), step, stage="train",
+        steps = per_iteration * c.iterations
+        self.train_stage(nn.ModuleDict({"net": net, "dist": dist}), step or paper_step,
+                         stage="train",
                          epochs=1, steps_per_epoch=steps, hooks=hooks, optimizer=opt,
                          l2=c.l2, l2_params=_conv_kernels(net), schedule="constant")
         hooks.on_status("re-estimating the batch-norm statistics")
@@ -208,6 +228,46 @@ class _E2EBase(LatentState, DeepMethod):
         net.eval()
         dist.eval()
         return None
+
+    def _released_step(self, x, typ, aty, net, dist, draw):
+        """The released code's iteration (official_code_notes.md 3(a)): draw B typical, B
+        other typical, B atypical and B other atypical images; 3 steps on that batch of the
+        joint distance loss (closeness on the typical pairs + dispersion on the atypical
+        pairs; each side of a pair is one forward pass of typical and atypical images
+        together, as the code's two-input model); then 4 classifier steps of B images over
+        the 4B images shuffled (without a split: 4 steps over 4B typical images)."""
+        c = self.config
+        b = c.batch_size
+        dev = self.device_
+        joint = 3 if "cls" in self.terms else 0
+        nb_aty = min(b, len(aty))
+        state: dict[str, torch.Tensor] = {}
+
+        def step(i: int):
+            k = i % (joint + 4)
+            if k == 0:
+                t1, t2 = draw(typ, b), draw(typ, b)
+                a1, a2 = ((draw(aty, nb_aty), draw(aty, nb_aty)) if len(aty)
+                          else (draw(typ, b), draw(typ, b)))
+                state["left"], state["right"] = torch.cat([t1, a1]), torch.cat([t2, a2])
+                pool = torch.cat([t1, t2, a1, a2])
+                y = torch.zeros(len(pool))
+                if len(aty):
+                    y[2 * b:] = 1.0
+                order = torch.randperm(len(pool), generator=self.generator_)
+                state["pool"], state["y"] = pool[order], y[order]
+            if k < joint:
+                _, zl = net(x[state["left"]].to(dev))
+                _, zr = net(x[state["right"]].to(dev))
+                d = dist(zl, zr)
+                return {"cls": closeness_loss(d[:b]), "disp": dispersion_loss(d[b:])}
+            j = k - joint
+            n = len(state["pool"])
+            lo, hi = j * n // 4, (j + 1) * n // 4
+            logit, _ = net(x[state["pool"][lo:hi]].to(dev))
+            return {"ic": intra_class_loss(logit, state["y"][lo:hi].to(dev))}
+
+        return step, joint + 4
 
     # -- scores, features, explanations ---------------------------------------------------
     def _scores(self, x):
