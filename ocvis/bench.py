@@ -8,6 +8,7 @@ already there, and keeps one mean row per method. Methods sort by their class's
 from __future__ import annotations
 
 import contextlib
+import functools
 import csv
 import io
 import logging
@@ -19,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ocvis.errors import DataError
 from ocvis.experiment import run_experiment
 
 log = logging.getLogger(__name__)
@@ -185,14 +187,55 @@ def row_settings(meth: str, overrides: dict | None) -> dict:
 
 
 def todo_rows(methods, dataset, classes, seeds, preset, out: Path, overrides=None,
-              protocol: str = "one-class", ratio: float = 10.0) -> list[tuple]:
+              protocol: str = "one-class", ratio: float = 10.0,
+              n_train: int | None | object = ...) -> list[tuple]:
     """(method, class, seed) of the rows not yet in ``out`` (failed rows count as to do),
-    in the order they are run: methods of one (class, seed) back to back."""
+    in the order they are run: methods of one (class, seed) back to back.
+
+    ``n_train`` (0 / None = all images), when given, must be what the table's rows of the
+    same key were trained on: a row is not skipped as done, nor later replaced, on behalf of
+    a run with another training-set size -- that is a :class:`DataError` asking for another
+    table."""
     proto = protocol_label(protocol, ratio)
-    have = {row_key(r) for r in read_rows(out) if not r.get("error")}
-    return [(meth, c, seed) for seed in seeds for c in classes for meth in methods
-            if (dataset, proto, meth, str(c), str(seed), preset,
-                overrides_text(row_settings(meth, overrides))) not in have]
+    have = {row_key(r): r for r in read_rows(out) if not r.get("error")}
+    todo = []
+    for seed in seeds:
+        for c in classes:
+            for meth in methods:
+                done = have.get((dataset, proto, meth, str(c), str(seed), preset,
+                                 overrides_text(row_settings(meth, overrides))))
+                if done is None:
+                    todo.append((meth, c, seed))
+                elif n_train is not ...:
+                    _check_n_train(done, out, dataset, protocol, c, seed, n_train, ratio)
+    return todo
+
+
+def _check_n_train(row: dict, out: Path, dataset, protocol, c, seed, n_train, ratio) -> None:
+    """A done row was trained on as many images as this request would use (else raise)."""
+    have = str(row.get("n_train") or "")
+    if not have:
+        return
+    want = _train_size(dataset, protocol, str(c), int(seed), n_train or None, float(ratio))
+    if int(float(have)) != want:
+        asked = f"{n_train} training images" if n_train else "all training images"
+        raise DataError(f"{out.name} already has {row['method']} class {c} seed {seed} "
+                        f"trained on {have} images; this run asks for {asked} ({want}): "
+                        "write it to another table (--name)")
+
+
+@functools.lru_cache(maxsize=256)
+def _train_size(dataset: str, protocol: str, c: str, seed: int, n_train, ratio: float) -> int:
+    import warnings
+
+    from ocvis.data import make_task
+
+    normal = int(c) if c.isdigit() else c
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = make_task(dataset, protocol, normal if isinstance(normal, str) else [normal],
+                         n_train=n_train, ratio=ratio, seed=seed)
+    return len(task.x_train)
 
 
 def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int | None = 4000,
@@ -253,10 +296,10 @@ def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     same with every row a Ray task.)
     """
     for meth, c, seed in todo_rows(methods, dataset, classes, seeds, preset, out, overrides,
-                                   protocol, ratio):
+                                   protocol, ratio, n_train=n_train):
         # read again before each row: another process may have added it meanwhile
         if (meth, c, seed) not in todo_rows([meth], dataset, [c], [seed], preset, out,
-                                            overrides, protocol, ratio):
+                                            overrides, protocol, ratio, n_train=n_train):
             continue
         t0 = time.perf_counter()
         row = bench_row(meth, dataset, c, seed, preset, n_train, overrides, store, protocol,

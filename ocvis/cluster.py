@@ -125,7 +125,8 @@ def ray_bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     ray = require_ray()
     from ocvis.bench import add_row, progress_line, todo_rows
 
-    todo = todo_rows(methods, dataset, classes, seeds, preset, out, overrides, protocol, ratio)
+    todo = todo_rows(methods, dataset, classes, seeds, preset, out, overrides, protocol, ratio,
+                     n_train=n_train)
     if not todo:
         return out
     with ray_session(address, num_cpus):

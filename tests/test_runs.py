@@ -161,3 +161,21 @@ def test_two_bench_processes_fill_one_table(tmp_path):
     means = [r for r in csv.DictReader(out.open()) if r["normal_class"] == "mean"]
     assert {m["method"]: m["class_name"] for m in means} == {"pca": "2 rows",
                                                               "original": "2 rows"}
+
+
+def test_bench_keeps_rows_of_another_training_size_apart(tmp_path):
+    """A table's rows are not skipped as done, nor replaced, on behalf of a request with
+    another number of training images: that is an error naming the table."""
+    from ocvis.bench import bench, read_rows
+    from ocvis.errors import DataError
+
+    store = RunStore(tmp_path / "runs")
+    out = tmp_path / "t.csv"
+    bench(["pca"], "digits", [0], [0], "cpu", out, n_train=100, store=store)
+    (row,) = [r for r in read_rows(out) if r["normal_class"] != "mean"]
+    assert row["n_train"] == "100"
+    for other in (0, 50):
+        with pytest.raises(DataError, match="100 images"):
+            bench(["pca"], "digits", [0], [0], "cpu", out, n_train=other, store=store)
+    bench(["pca"], "digits", [0], [0], "cpu", out, n_train=100, store=store)  # done: skipped
+    assert len(store.list()) == 1
