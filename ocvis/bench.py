@@ -8,8 +8,8 @@ already there, and keeps one mean row per method. Methods sort by their class's
 from __future__ import annotations
 
 import contextlib
-import functools
 import csv
+import functools
 import io
 import logging
 import math
