@@ -216,7 +216,7 @@ def _check_n_train(row: dict, out: Path, dataset, protocol, c, seed, n_train, ra
     have = str(row.get("n_train") or "")
     if not have:
         return
-    want = _train_size(dataset, protocol, str(c), int(seed), n_train or None, float(ratio))
+    want = _train_size(dataset, protocol, c, int(seed), n_train or None, float(ratio))
     if int(float(have)) != want:
         asked = f"{n_train} training images" if n_train else "all training images"
         raise DataError(f"{out.name} already has {row['method']} class {c} seed {seed} "
@@ -225,17 +225,24 @@ def _check_n_train(row: dict, out: Path, dataset, protocol, c, seed, n_train, ra
 
 
 @functools.lru_cache(maxsize=256)
-def _train_size(dataset: str, protocol: str, c: str, seed: int, n_train, ratio: float) -> int:
+def _train_size(dataset: str, protocol: str, c, seed: int, n_train, ratio: float) -> int:
     import warnings
 
-    from ocvis.data import make_task
+    from ocvis.experiment import task_from_config
 
-    normal = int(c) if c.isdigit() else c
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # "asked for more images than the class has"
         warnings.simplefilter("ignore")
-        task = make_task(dataset, protocol, normal if isinstance(normal, str) else [normal],
-                         n_train=n_train, ratio=ratio, seed=seed)
+        task = task_from_config(task_config(dataset, protocol, c, seed, n_train, ratio))
     return len(task.x_train)
+
+
+def task_config(dataset: str, protocol: str, c, seed: int, n_train, ratio: float) -> dict:
+    """The task of a row: class ``c`` (an index, or a scenario name) of ``dataset``."""
+    task = {"dataset": dataset, "protocol": protocol, "seed": seed,
+            "normal": c if isinstance(c, str) else [c], "n_train": n_train}
+    if protocol == "unsupervised":
+        task["ratio"] = ratio
+    return task
 
 
 def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int | None = 4000,
@@ -247,11 +254,8 @@ def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int |
     ov = row_settings(meth, overrides)
     log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
     c0 = time.process_time()
-    task = {"dataset": dataset, "protocol": protocol, "seed": seed,
-            "normal": c if isinstance(c, str) else [c], "n_train": n_train}
-    if protocol == "unsupervised":
-        task["ratio"] = ratio
-    meta = run_experiment(task, meth, preset, ov, store=store)
+    meta = run_experiment(task_config(dataset, protocol, c, seed, n_train, ratio), meth, preset,
+                          ov, store=store)
     cpu = time.process_time() - c0
     mt = meta["metrics"]
     primary = meta.get("primary_score") or ""

@@ -199,11 +199,6 @@ class _E2EBase(LatentState, DeepMethod):
             _, z = net(xb.to(dev))
             return dist(z, z.roll(L.partner_shift(len(z), g), dims=0))
 
-        if c.train_schedule == "released":
-            step, per_iteration = self._released_step(x, typ, aty, net, dist, draw)
-        else:
-            step, per_iteration = None, len(terms)
-
         def paper_step(i: int):
             term = terms[i % len(terms)]
             b = c.batch_size
@@ -220,10 +215,13 @@ class _E2EBase(LatentState, DeepMethod):
             logit, _ = net(x[idx].to(dev))
             return {"ic": intra_class_loss(logit, y)}
 
-        steps = per_iteration * c.iterations
-        self.train_stage(nn.ModuleDict({"net": net, "dist": dist}), step or paper_step,
-                         stage="train",
-                         epochs=1, steps_per_epoch=steps, hooks=hooks, optimizer=opt,
+        if c.train_schedule == "released":
+            step, per_iteration = self._released_step(x, typ, aty, net, dist, draw)
+        else:
+            step, per_iteration = paper_step, len(terms)
+        self.train_stage(nn.ModuleDict({"net": net, "dist": dist}), step, stage="train",
+                         epochs=1, steps_per_epoch=per_iteration * c.iterations, hooks=hooks,
+                         optimizer=opt,
                          l2=c.l2, l2_params=_conv_kernels(net), schedule="constant")
         hooks.on_status("re-estimating the batch-norm statistics")
         recalibrate_batchnorm(net, x, dev, forward=lambda b: net(b))
