@@ -71,7 +71,7 @@ def summarize(path: Path) -> list[str]:
             col = "auroc" if score == primary else f"auroc_{score}"
             if col not in g:
                 continue
-            per_class = g.groupby("normal_class")[col].mean()
+            per_class = g.groupby("normal_class")[col].mean().dropna()  # rows with the score
             ours = per_class.mean()
             # what a paper that reports max(AUC, 1 - AUC) (CLAD's code) would print
             flipped = per_class.where(per_class >= 50, 100 - per_class).mean()

@@ -314,6 +314,60 @@ def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     return out
 
 
+def add_missing_scores(path: Path, store, progress: Callable[[str], None] | None = None) -> int:
+    """Give every row of ``path`` the ``auroc_<score>`` columns of scores its method gained
+    after the row was run (e.g. RotNet's ``rotation_p0``): the run's stored model scores its
+    rebuilt test set (inference only, no retraining), the new scores go into the run too
+    (arrays and ``metrics_by_score``, so Evaluate shows them), and the row gets the
+    columns. Scores a row already has are left as they are. The table is locked only to
+    write. Returns the number of rows that gained columns."""
+    from ocvis.errors import OcvisError
+    from ocvis.experiment import load_run_method, task_of_run
+    from ocvis.metrics import evaluate
+
+    added: dict[str, dict[str, str]] = {}
+    for r in read_rows(path):
+        rid = r.get("run_id")
+        if not rid or r.get("error"):
+            continue
+        try:
+            meta = store.read(rid)
+            m = load_run_method(store, rid)
+        except OcvisError as exc:
+            log.warning("add-scores: run %s not loadable: %s", rid, exc)
+            continue
+        have = set(meta.get("metrics_by_score") or {}) | {meta.get("primary_score")}
+        missing = [k for k in m.score_names if k not in have]
+        if not missing:
+            continue
+        task = task_of_run(meta)
+        scores = m.scores(task.x_test)
+        by_score = {k: evaluate(scores[k], task.y_test, task.val_mask) for k in missing}
+        arrays = store.arrays(rid)
+        train = getattr(m, "train_scores_", {}) or {}
+        primary = meta.get("primary_score") or m.primary_score
+        for part in ("test", "train"):  # a run of one score kept it unnamed
+            if f"{part}_scores" in arrays:
+                arrays.setdefault(f"{part}_scores.{primary}", arrays[f"{part}_scores"])
+        arrays.update({f"test_scores.{k}": scores[k] for k in missing})
+        arrays.update({f"train_scores.{k}": train[k] for k in missing if k in train})
+        store.write_arrays(rid, **arrays)
+        store.update(rid, metrics_by_score={**(meta.get("metrics_by_score") or {}),
+                                            **by_score},
+                     score_names=list(m.score_names))
+        added[rid] = {f"{SCORE_PREFIX}{k}": str(_pct(v["auroc"])) for k, v in by_score.items()}
+        if progress is not None:
+            progress(f"{r['method']:8s} {r['dataset']} class {r['normal_class']} seed "
+                     f"{r['seed']}: " + ", ".join(f"{k} {v}" for k, v in added[rid].items()))
+    if added:
+        with table_lock(path):
+            rows = read_rows(path)
+            for r in rows:
+                r.update(added.get(r.get("run_id"), {}))
+            write_table(path, rows)
+    return len(added)
+
+
 def refresh_paper_values(path: Path) -> int:
     """Rewrite every row's ``paper_auroc`` / ``paper_bacc`` from the current paper table and
     :func:`ocvis.papers.paper_value` (the run's protocol decides which papers count); the

@@ -185,7 +185,7 @@ def _cmd_perf(args) -> int:
 
 
 def _cmd_rescore(args) -> int:
-    from ocvis.bench import refresh_paper_values, rescore_table
+    from ocvis.bench import add_missing_scores, refresh_paper_values, rescore_table
     from ocvis.methods.base import DetectorConfig, parse_field_value
     from ocvis.runs import RunStore
 
@@ -198,6 +198,11 @@ def _cmd_rescore(args) -> int:
     if args.paper_only:
         n = refresh_paper_values(Path(args.table))
         print(f"paper values changed in {n} row(s) of {args.table}")
+        return 0
+    if args.add_scores:
+        n = add_missing_scores(Path(args.table), RunStore(),
+                               progress=lambda l: print(l, flush=True))
+        print(f"added scores to {n} row(s) of {args.table} from their stored models")
         return 0
     n = rescore_table(Path(args.table), RunStore(), progress=lambda l: print(l, flush=True),
                       **settings)
@@ -295,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--paper-only", action="store_true",
                     help="only rewrite the paper_auroc / paper_bacc columns from the current "
                          "paper table (any method, no run needed)")
+    rs.add_argument("--add-scores", action="store_true",
+                    help="score each row's stored model on its test set for the scores its "
+                         "method gained since (new auroc_<score> columns; no retraining)")
     rs.set_defaults(func=_cmd_rescore)
     return p
 

@@ -58,3 +58,21 @@ def test_flipped_mean_replaces_aurocs_under_50(tmp_path, summarize):
     text = "\n".join(summarize(main))
     # ours (40 + 70) / 2 = 55; flipped (60 + 70) / 2 = 65
     assert "| 2 | 55.00 | 65.00 |" in text
+
+
+def test_a_score_some_rows_lack_counts_only_the_rows_that_have_it(tmp_path, summarize):
+    """A score added to a method after some rows ran (e.g. RotNet's ``rotation_p0``):
+    its mean and class count are over the rows that have it."""
+    from ocvis.bench import BENCH_COLUMNS, write_table
+
+    rows = []
+    for cls, extra in (("0", "80.00"), ("1", ""), ("2", "60.00")):
+        r = dict.fromkeys(BENCH_COLUMNS, "")
+        r.update(dataset="cifar10", protocol="one-class", method="rotnet", normal_class=cls,
+                 seed="0", preset="cpu", score="kde", auroc="70.00", auroc_new=extra)
+        rows.append(r)
+    main = tmp_path / "t.csv"
+    write_table(main, rows)
+    text = "\n".join(summarize(main))
+    assert "| new | – | 2 | 70.00 | 70.00 | – |" in text
+    assert "| kde | two_stage: RotNet + KDE | 3 | 70.00 |" in text

@@ -127,9 +127,9 @@ def test_explanations_through_kde_and_rotation(task):
     from ocvis.explain import Explainer
 
     m = make_method("rotnet", "tiny").fit(task)
-    assert set(m.explain_heads) == {"kde", "ocsvm", "gde", "rotation"}
+    assert set(m.explain_heads) == {"kde", "ocsvm", "gde", "rotation", "rotation_p0"}
     x = task.x_test[:4]
-    for head in ("kde", "rotation"):
+    for head in ("kde", "rotation", "rotation_p0"):
         e = Explainer(m, head)
         res = e.explain(x, n_steps=16)
         assert res["ig"].shape == tuple(x.shape) and np.isfinite(res["ig"]).all()
@@ -160,9 +160,53 @@ def test_bench_rows_carry_every_score_and_the_overrides(tmp_path):
     assert sorted(r["overrides"] for r in rows) == ["", "epochs=2"]
     for r in rows:
         assert r["score"] == "kde" and float(r["cpu_seconds"]) > 0
-        for s in ("ocsvm", "gde", "linear_ocsvm", "rotation"):
+        for s in ("ocsvm", "gde", "linear_ocsvm", "rotation", "rotation_p0"):
             assert 0 <= float(r[f"auroc_{s}"]) <= 100
     means = [r for r in csv.DictReader(out.open()) if r["normal_class"] == "mean"]
     assert len(means) == 2 and all(m["auroc_rotation"] for m in means)
     bench(["rotnet"], "digits", [0], [0], "tiny", out, n_train=200, overrides={"epochs": 2})
     assert len(read_rows(out)) == 2  # done rows are skipped, settings included
+
+
+def test_rotation_scores_with_and_without_test_time_augmentation(task):
+    """``rotation`` = mean_k log p(k | rot_k x) over the four turns, ``rotation_p0`` =
+    log p(0 | x) of the image as it is, both from the rotation head's softmax."""
+    m = make_method("rotnet", "tiny").fit(task)
+    x = task.x_test[:16]
+    s = m.scores(x)
+    bb, head = m.backbone_.eval(), m.nets["head"].eval()
+    with torch.no_grad():
+        logp = [torch.log_softmax(head(bb(torch.rot90(x, k, (2, 3)))), 1)[:, k].double()
+                for k in range(4)]
+    np.testing.assert_allclose(s["rotation_p0"], logp[0].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(s["rotation"], torch.stack(logp).mean(0).numpy(), rtol=1e-4,
+                               atol=1e-5)
+    assert not np.allclose(s["rotation"], s["rotation_p0"])
+
+
+def test_rows_gain_the_scores_added_after_they_ran(tmp_path, monkeypatch):
+    """A row run before a method gained a score gets its column from the stored model (no
+    retraining), the run gets the score too, and the other columns stay as they were."""
+    from ocvis.bench import add_missing_scores, bench, read_rows
+    from ocvis.experiment import load_run_method, task_of_run
+    from ocvis.methods import two_stage
+    from ocvis.runs import RunStore
+
+    out, store = tmp_path / "t.csv", RunStore(tmp_path / "runs")
+    with monkeypatch.context() as mp:  # the method as it was: one rotation score
+        mp.setattr(two_stage, "ROTATION_TURNS", {"rotation": (0, 1, 2, 3)})
+        mp.setattr(two_stage.RotNet, "extra_scores", ("rotation",))
+        bench(["rotnet"], "digits", [0], [0], "tiny", out, n_train=200, store=store)
+    before = read_rows(out)[0]
+    assert "auroc_rotation_p0" not in before
+    assert add_missing_scores(out, store) == 1
+    after = read_rows(out)[0]
+    assert {k: v for k, v in after.items() if k != "auroc_rotation_p0"} == before
+    meta = store.read(after["run_id"])
+    task = task_of_run(meta)
+    fresh = load_run_method(store, after["run_id"]).scores(task.x_test)["rotation_p0"]
+    auroc = evaluate(fresh, task.y_test)["auroc"]
+    assert float(after["auroc_rotation_p0"]) == pytest.approx(100 * auroc, abs=0.01)
+    assert meta["metrics_by_score"]["rotation_p0"]["auroc"] == pytest.approx(auroc)
+    np.testing.assert_allclose(store.arrays(after["run_id"])["test_scores.rotation_p0"], fresh)
+    assert add_missing_scores(out, store) == 0  # nothing left to add

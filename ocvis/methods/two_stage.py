@@ -9,8 +9,11 @@ Methods:
 
 * ``rotnet``: 4-way rotation prediction (Gidaris et al.) of every image under its four
   right-angle rotations, through an MLP head (``head_dims``; ``()`` = the identity head, a
-  linear classifier on ``f``). Extra score ``rotation`` = mean_k log p(k | rot_k(x)) (the
-  paper's end-to-end RotNet baseline).
+  linear classifier on ``f``). Two extra scores, the two readings of the paper's end-to-end
+  RotNet baseline (its Table 1 lists both for Golan & El-Yaniv): ``rotation`` = mean_k
+  log p(k | rot_k(x)) over the four rotations of the test image (test-time augmentation; the
+  authors' code's ``dscore``), and ``rotation_p0`` = log p(0 | x), the un-rotated image alone
+  (the code's ``logit.auc``; like KDE on f(x), no test-time augmentation).
 * ``contrastive``: two augmented views per image (square random crop of 25-100 % of the
   area, flip, colour jitter 0.4 always applied, greyscale 0.2; :mod:`ocvis.augment`), loss of
   eq. 2 with temperature 0.2 on ``normalize(g(f(x)))``.
@@ -166,16 +169,20 @@ class _Normalised(nn.Module):
 
 
 class _RotationScore(nn.Module):
-    """RotNet's own normality: mean_k log p(k | rot_k(x))."""
+    """RotNet's own normality: mean_k log p(k | rot_k(x)) over ``turns`` (all four = the
+    test-time-augmented score, ``(0,)`` = log p(0 | x))."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, turns=(0, 1, 2, 3)) -> None:
         super().__init__()
-        self.backbone, self.head = backbone, head
+        self.backbone, self.head, self.turns = backbone, head, tuple(turns)
 
     def forward(self, x):
         logp = [F.log_softmax(self.head(self.backbone(torch.rot90(x, k, (2, 3)))), 1)[:, k]
-                for k in range(4)]
+                for k in self.turns]
         return torch.stack(logp).mean(0).to(torch.float64)
+
+
+ROTATION_TURNS = {"rotation": (0, 1, 2, 3), "rotation_p0": (0,)}
 
 
 # ----------------------------------------------------------------------------- methods
@@ -324,7 +331,7 @@ class RotNet(_TwoStage):
     table_order = 20
     Config = RotNetConfig
     presets = _presets(64, {"epochs": 18})  # ~60 s / epoch on 5,000 images, one core
-    extra_scores = ("rotation",)
+    extra_scores = tuple(ROTATION_TURNS)
 
     def _fit_features(self, x, hooks):
         c = self.config
@@ -346,8 +353,9 @@ class RotNet(_TwoStage):
         self.nets["head"].eval()
 
     def _own_scores(self, x):
-        model = _RotationScore(self.backbone_, self.nets["head"])
-        return {"rotation": self.predict(model, x, batch_size=256).numpy()}
+        return {name: self.predict(_RotationScore(self.backbone_, self.nets["head"], turns),
+                                   x, batch_size=256).numpy()
+                for name, turns in ROTATION_TURNS.items()}
 
     def sample_columns(self, x):
         head, bb = self.nets["head"], self.backbone_
@@ -355,8 +363,9 @@ class RotNet(_TwoStage):
         return {"predicted_rotation": pred.numpy().astype(np.int64)}
 
     def score_model(self, head: str) -> nn.Module:
-        if head == "rotation":
-            return _RotationScore(self.backbone_.eval(), self.nets["head"].eval())
+        if head in ROTATION_TURNS:
+            return _RotationScore(self.backbone_.eval(), self.nets["head"].eval(),
+                                  ROTATION_TURNS[head])
         return super().score_model(head)
 
 
