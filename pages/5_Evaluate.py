@@ -9,7 +9,8 @@ from ocvis.ui.figures import pr_figure, roc_figure, score_histogram
 from ocvis.ui.images import grid
 from ocvis.ui.runs import arrays, finished_runs, run_label, run_picker, run_task
 from ocvis.ui.evaluate import (task_of, paper_class_of, num, metrics_table,
-                               metrics_of_score, per_class_table, score_sets, scores_csv,
+                               metrics_of_score, per_class_table, score_help, score_sets,
+                               scores_csv,
                                short_name, curves_of)
 
 st.set_page_config(page_title="ocvis · Evaluate", layout="wide")
@@ -37,6 +38,8 @@ score_name = c_score.selectbox("Score", list(sets), key="eval_score",
                                help="a run may store several scores (one per detector, or "
                                     "the method's own); the first is the primary one")
 scores = sets.get(score_name, next(iter(sets.values())))
+if len(sets) > 1 and (about := score_help(run.get("method"), score_name)):
+    c_score.caption(about)
 y = np.asarray(a["y_test"]).astype(int)
 task_cfg = task_of(run)
 unsupervised = task_cfg.get("protocol") == "unsupervised"

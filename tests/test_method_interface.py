@@ -240,3 +240,19 @@ def test_runs_stored_before_the_change_open_everywhere(legacy_runs):
     at = _page("2_Split.py", ocvis_task_cfg=split["task"])
     assert any(m.label == "Atypical" for m in at.metric)
     assert _page("7_Runs.py").dataframe
+
+
+def test_every_score_of_a_several_score_method_is_described():
+    """The Evaluate page's caption for a chosen score comes from the method's score_help:
+    every method that stores several scores says what each one measures."""
+    from ocvis.methods import METHODS
+    from ocvis.ui.evaluate import score_help
+
+    for name, cls in METHODS.items():
+        m = cls()
+        names = m.score_names
+        if len(names) < 2:
+            continue
+        for s in names:
+            assert score_help(name, s), f"{name}: score {s!r} has no description"
+    assert score_help("no-such-method", "kde") == ""

@@ -59,3 +59,15 @@ def test_latent_evaluate_explain(method):
     assert not ex.exception, ex.exception
     heads = ex.selectbox(key="explain_head").options
     assert heads, "a head to explain through"
+
+
+def test_evaluate_describes_the_chosen_score():
+    meta = run_experiment(dict(CASES["e3outlier"][0]), "e3outlier", "tiny", {},
+                          store=RunStore())
+    ev = AppTest.from_file(str(PAGES / "5_Evaluate.py"), default_timeout=120).run()
+    assert not ev.exception, ev.exception
+    assert ev.selectbox(key="eval_score").value == meta["primary_score"] == "ne"
+    assert any("negative entropy" in c.value for c in ev.caption)
+    ev.selectbox(key="eval_score").set_value("ssd_iforest").run()
+    assert not ev.exception, ev.exception
+    assert any("Isolation Forest" in c.value for c in ev.caption)

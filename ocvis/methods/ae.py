@@ -122,6 +122,8 @@ class _AEMethod(DeepMethod, FeatureMethod):
     net_factories = {"paper_ae": PaperAutoencoder}
     # the detector's score, and the reconstruction error (the E3Outlier paper's CAE baseline)
     score_names = ("score", "reconstruction")
+    score_help = {"score": "the detector on the encoder's latent representation",
+                  "reconstruction": "negative mean squared reconstruction error"}
 
     def _fit(self, x, hooks):
         scores = super()._fit(x, hooks)

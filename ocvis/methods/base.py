@@ -219,6 +219,8 @@ class Method:
     deep: ClassVar[bool] = False
     stages: ClassVar[tuple[str, ...]] = ()  # training stages, in order (for progress)
     score_names: ClassVar[tuple[str, ...]] = ("score",)  # primary first
+    #: one line per score name for the pages ("what does this score measure")
+    score_help: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config=None, **overrides: Any) -> None:
         cfg = self.Config() if config is None else config

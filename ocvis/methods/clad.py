@@ -153,6 +153,11 @@ class CLAD(DeepMethod):
     presets = CLAD_PRESETS
     stages = ("pretrain", "dec", "classifier")
     score_names = ("odin", "msp")
+    score_help: ClassVar[dict[str, str]] = {
+        "odin": "ODIN: the maximum softmax at temperature T of the input moved one signed "
+                "gradient step towards the predicted pseudo-class",
+        "msp": "the plain maximum softmax of the pseudo-label classifier",
+    }
     explain_heads = ("msp", "tempered")
     net_factories: ClassVar[dict] = {"ae": CladAutoencoder, "assign": ClusterAssignment,
                                      "classifier": _Classifier}

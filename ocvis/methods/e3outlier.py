@@ -116,6 +116,13 @@ class E3Outlier(DeepMethod):
     presets = E3_PRESETS
     stages = ("surrogate",)
     score_names: ClassVar[tuple[str, ...]] = ("ne", "pl", "mp", "ssd_iforest")
+    score_help: ClassVar[dict[str, str]] = {
+        "ne": "negative entropy of the operation classifier's softmax, averaged over every "
+              "operation applied to the image (the paper's default)",
+        "pl": "probability of the operation actually applied, averaged over the operations",
+        "mp": "maximum probability, averaged over the operations",
+        "ssd_iforest": "Isolation Forest on the classifier's penultimate features (SSD-IF)",
+    }
     explain_heads = ("ne",)
     net_factories: ClassVar[dict] = {"wrn": WideResNet}
 

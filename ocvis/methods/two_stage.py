@@ -198,6 +198,17 @@ class _TwoStage(DeepMethod, FeatureMethod):
     net_factories: ClassVar[dict] = {"backbone": build_backbone, "head": MLPHead,
                                      "decoder": ConvDecoder}
     extra_scores: ClassVar[tuple[str, ...]] = ()
+    score_help: ClassVar[dict[str, str]] = {
+        "kde": "kernel density of the normalised representation f(x) among the training "
+               "images' (gamma = 10 / (dim Var f))",
+        "ocsvm": "RBF one-class SVM on the normalised f(x), the same gamma",
+        "gde": "log-likelihood of one full-covariance Gaussian fitted to the normalised f(x)",
+        "linear_ocsvm": "linear one-class SVM on the un-normalised f(x)",
+        "rotation": "the rotation classifier's own score: mean over the four turns k of "
+                    "log p(k | x turned k times) (test-time augmentation)",
+        "rotation_p0": "the rotation classifier's log p(0 | x) on the image as it is (no "
+                       "test-time augmentation, like the detectors)",
+    }
 
     @property
     def score_names(self) -> tuple[str, ...]:  # the config's detector first

@@ -69,6 +69,17 @@ def score_sets(meta: dict, a: dict) -> dict[str, np.ndarray]:
     return {primary: np.asarray(a["test_scores"], float)}
 
 
+def score_help(method: str | None, name: str) -> str:
+    """The method's one-line description of score ``name`` ("" when it has none or the
+    method is unknown, e.g. a plugin no longer loaded)."""
+    from ocvis.methods import get_method
+
+    try:
+        return get_method(str(method)).score_help.get(name, "")
+    except OcvisError:  # DataError: unknown method
+        return ""
+
+
 def metrics_of_score(meta: dict, name: str, scores: np.ndarray, a: dict) -> dict:
     """Stored metrics of score ``name`` (computed from the arrays for older runs)."""
     from ocvis.metrics import evaluate
