@@ -156,6 +156,38 @@ def done(x: dict) -> bool:
                for m in x["methods"].split(",") for s in x["seeds"].split(","))
 
 
+def cpu_estimate(x: dict, by_method: dict[str, list[float]]) -> float | None:
+    """A unit's CPU seconds from the done rows of its methods (mean per row, same dataset
+    where there are such rows) times its rows; None when a method has no row yet or the
+    unit changes a setting (an epochs change would scale the cost)."""
+    if x.get("settings"):
+        return None
+    total = 0.0
+    for m in x["methods"].split(","):
+        secs = by_method.get((m, x["dataset"])) or by_method.get((m, None))
+        if not secs:
+            return None
+        total += sum(secs) / len(secs) * len(x["seeds"].split(","))
+    return total
+
+
+def done_cpu_seconds() -> dict:
+    """CPU seconds of every done row by (method, dataset) and (method, None)."""
+    out: dict = {}
+    for path in RESULTS.glob("*.csv"):
+        for r in csv.DictReader(path.open()):
+            try:
+                sec = float(r.get("cpu_seconds") or "")
+            except ValueError:
+                continue
+            if r.get("normal_class") == "mean" or not r.get("method") or r.get("error") \
+                    or r.get("overrides"):
+                continue
+            for key in ((r["method"], r.get("dataset")), (r["method"], None)):
+                out.setdefault(key, []).append(sec)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lanes", type=int, default=2)
@@ -168,9 +200,19 @@ def main(argv=None) -> int:
     units = [x for x in plan() if x["group"] in only
              or (not only and x["group"] != "ics-timing")]
     units = [x for x in units if x["table"] not in args.exclude.split(",")]
-    if args.list:
+    if args.list:  # with each todo unit's CPU estimate from the done rows of its methods
+        secs, unknown, total = done_cpu_seconds(), 0, 0.0
         for x in units:
-            print(("done " if done(x) else "todo ") + " ".join(command(x)[3:]))
+            if done(x):
+                print("done " + " ".join(command(x)[3:]))
+                continue
+            est = cpu_estimate(x, secs)
+            total += est or 0.0
+            unknown += est is None
+            print(f"todo {'~%4.0f CPU min' % (est / 60) if est else '    ? CPU min'}  "
+                  + " ".join(command(x)[3:]))
+        print(f"todo: ~{total / 3600:.1f} CPU hours ({total / 3600 / args.lanes:.1f} h on "
+              f"{args.lanes} lanes) + {unknown} unit(s) with no estimate")
         return 0
     todo = [x for x in units if not done(x)]
     print(f"{len(todo)} of {len(units)} units to run on {args.lanes} lane(s)", flush=True)
