@@ -176,10 +176,13 @@ class _RotationScore(nn.Module):
         super().__init__()
         self.backbone, self.head, self.turns = backbone, head, tuple(turns)
 
+    def per_turn(self, x):
+        """log p(k | rot_k(x)), one column per turn of ``turns``."""
+        return torch.stack([F.log_softmax(self.head(self.backbone(torch.rot90(x, k, (2, 3)))),
+                                          1)[:, k] for k in self.turns], 1)
+
     def forward(self, x):
-        logp = [F.log_softmax(self.head(self.backbone(torch.rot90(x, k, (2, 3)))), 1)[:, k]
-                for k in self.turns]
-        return torch.stack(logp).mean(0).to(torch.float64)
+        return self.per_turn(x).mean(1).to(torch.float64)
 
 
 ROTATION_TURNS = {"rotation": (0, 1, 2, 3), "rotation_p0": (0,)}
@@ -364,8 +367,10 @@ class RotNet(_TwoStage):
         self.nets["head"].eval()
 
     def _own_scores(self, x):
-        return {name: self.predict(_RotationScore(self.backbone_, self.nets["head"], turns),
-                                   x, batch_size=256).numpy()
+        # one pass per turn; every rotation score is a mean over some of the columns
+        lp = self.predict(_RotationScore(self.backbone_, self.nets["head"]).per_turn, x,
+                          batch_size=256)
+        return {name: lp[:, list(turns)].mean(1).to(torch.float64).numpy()
                 for name, turns in ROTATION_TURNS.items()}
 
     def sample_columns(self, x):
