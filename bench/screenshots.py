@@ -9,6 +9,8 @@
 * ``explain:RUN_ID[:N[:PREFIX]]``: the Explain page of a stored run (``$OCVIS_RUNS_DIR``,
   e.g. a bench row's run) for its N (default 1) most normal and N most anomalous test images
   (two screenshots, ``PREFIX_normal.png`` and ``PREFIX_anomalous.png``, default ``explain``).
+* ``evaluate:RUN_ID:SCORE``: the Evaluate page of a stored run with one of its scores chosen
+  (the caption under the Score box says what that score is); ``evaluate_SCORE.png``.
 """
 from __future__ import annotations
 
@@ -84,6 +86,42 @@ def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
         page.screenshot(path=str(out / f"{prefix}_{source}.png"), full_page=True)
 
 
+def evaluate_run(page, server, out: Path, run_id: str, score: str) -> None:
+    _open(page, server, "Evaluate", "Evaluate")
+    box = page.get_by_role("combobox", name="Run")
+    box.click()
+    page.keyboard.type(run_id[-4:])
+    page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
+    wait_for_app(page)
+    page.get_by_role("combobox", name="Score").click()
+    page.get_by_role("option", name=score, exact=True).first.click()
+    wait_for_app(page)
+    page.get_by_text("ROC", exact=False).first.wait_for(timeout=300_000)
+    time.sleep(2)  # a screenshot, not a test: let the figures draw
+    page.screenshot(path=str(out / f"evaluate_{score}.png"), full_page=True)
+
+
+def _stored_runs_scene(name: str, out: Path) -> None:
+    import os
+
+    kind, rid, *more = name.split(":")
+    runs = Path(os.environ.get("OCVIS_RUNS_DIR", "runs")).resolve()
+    with tempfile.TemporaryDirectory() as tmp, \
+            streamlit_server(Path(tmp), env_extra={"OCVIS_RUNS_DIR": str(runs),
+                                                   "OCVIS_UMAP_WARMUP": "0"}) as server, \
+            browser() as b:
+        page = b.new_page(viewport={"width": 1400, "height": 1500})
+        try:
+            if kind == "explain":
+                explain_run(page, server, out, rid, int(more[0]) if more else 1,
+                            more[1] if len(more) > 1 else "explain")
+            else:
+                evaluate_run(page, server, out, rid, more[0])
+        except Exception:
+            print(server.describe(f"the {kind} scene failed"), flush=True)
+            raise
+
+
 SCENES = {"split-mnist3": ({"dataset": "mnist", "normal": [3], "n_train": 4000}, split_mnist3),
           "reload": ({"dataset": "fashion-mnist", "normal": [7], "n_train": 4000},
                      reload_during_training)}
@@ -94,24 +132,9 @@ def main(argv: list[str]) -> int:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in scenes:
-        if name.startswith("explain:"):
-            import os
-
-            _, rid, *more = name.split(":")
-            n_images = int(more[0]) if more else 1
-            prefix = more[1] if len(more) > 1 else "explain"
-            runs = Path(os.environ.get("OCVIS_RUNS_DIR", "runs")).resolve()
-            with tempfile.TemporaryDirectory() as tmp, \
-                    streamlit_server(Path(tmp), env_extra={"OCVIS_RUNS_DIR": str(runs),
-                                                           "OCVIS_UMAP_WARMUP": "0"}) as server, \
-                    browser() as b:
-                page = b.new_page(viewport={"width": 1400, "height": 1500})
-                try:
-                    explain_run(page, server, out, rid, n_images, prefix)
-                except Exception:
-                    print(server.describe("the Explain scene failed"), flush=True)
-                    raise
-                print(f"{name}: done", flush=True)
+        if name.split(":")[0] in ("explain", "evaluate"):
+            _stored_runs_scene(name, out)
+            print(f"{name}: done", flush=True)
             continue
         task, fn = SCENES[name]
         with tempfile.TemporaryDirectory() as tmp:

@@ -85,8 +85,13 @@ if curve_sets:
                     key="eval-pr")
 
 st.subheader("Scores")
-st.plotly_chart(score_histogram(scores, y, threshold, names=names), width="stretch",
-                key="eval-hist")
+n_groups = (int((y == 0).sum()), int((y == 1).sum()))
+share = st.toggle("Each group as % of its images", key="eval_hist_share",
+                  value=min(n_groups) > 0 and max(n_groups) > 3 * min(n_groups),
+                  help="counts hide the smaller group when one is much larger (one-class "
+                       "CIFAR-10: 1,000 normal against 9,000 abnormal test images)")
+st.plotly_chart(score_histogram(scores, y, threshold, names=names, share=share),
+                width="stretch", key="eval-hist")
 if threshold is not None:
     where = ("the validation part (20 % of the test set); balanced accuracy is measured on the "
              "other 80 %") if mt.get("threshold_on") == "validation" else "all test samples"

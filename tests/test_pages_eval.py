@@ -76,10 +76,33 @@ def test_evaluate_page(stored_run):
     assert list(per_class["normal class"]) == [0] and list(per_class["runs"]) == [1]
     dl = at.get("download_button")
     assert any(b.proto.label.startswith("Download per-sample scores") for b in dl)
+    # the histogram can switch between counts and each group's share
+    first = at.toggle(key="eval_hist_share").value
+    titles = {True: "% of its group", False: "test images"}
+    assert titles[first] in at.get("plotly_chart")[2].proto.spec
+    at.toggle(key="eval_hist_share").set_value(not first).run()
+    assert not at.exception, at.exception
+    assert titles[not first] in at.get("plotly_chart")[2].proto.spec
     # the image groups follow the pool choice without error
     at.radio(key="eval_pool").set_value("normal").run()
     assert not at.exception, at.exception
     assert at.get("image")
+
+
+def test_score_histogram_shares_when_one_group_dominates():
+    from ocvis.ui.figures import score_histogram
+
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.normal(1, 1, 100), rng.normal(-1, 1, 900)]
+    y = np.r_[np.zeros(100), np.ones(900)]
+    fig = score_histogram(scores, y, 0.0)  # 9:1 -> each group as % of its images
+    assert [t.histnorm for t in fig.data] == ["percent", "percent"]
+    assert fig.layout.yaxis.title.text == "% of its group"
+    counts = score_histogram(scores, y, 0.0, share=False)
+    assert [t.histnorm for t in counts.data] == ["", ""]
+    assert counts.layout.yaxis.title.text == "test images"
+    balanced = score_histogram(scores[:200], np.r_[np.zeros(100), np.ones(100)])
+    assert balanced.data[0].histnorm == ""
 
 
 def test_evaluate_scores_csv(stored_run):
