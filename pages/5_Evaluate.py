@@ -122,18 +122,21 @@ with left:
                        f"{normal_class}.")
 with right:
     st.subheader("Per normal class")
-    pc = per_class_table(runs, dataset, run.get("method", ""), run.get("preset", ""))
+    pc = per_class_table(runs, dataset, run.get("method", ""), run.get("preset", ""),
+                         score=score_name, like=run)
     if pc.empty:
-        st.caption("No one-class run with a single normal class for this dataset, method "
-                   "and preset.")
+        st.caption("No run with a single normal class for this dataset, method and "
+                   "setting.")
     else:
         st.dataframe(pc, hide_index=True, width="stretch", key="eval-per-class",
                      placeholder="–",
                      column_config={c: st.column_config.NumberColumn(format="%.1f")
                                     for c in ("AUROC ours", "AUROC paper", "BACC ours",
                                               "BACC paper")})
-        st.caption(f"Finished {run.get('method')} runs on {dataset} with preset "
-                   f"`{run.get('preset')}` (mean over seeds).")
+        st.caption(f"Finished {run.get('method')} runs on {dataset} with this run's "
+                   f"setting (preset `{run.get('preset')}`, protocol, training-set size and "
+                   f"options; only the seed may differ), score `{score_name}`, mean over "
+                   "seeds.")
 
 # --------------------------------------------------------------------------- images
 st.subheader("Most anomalous and most normal test images")

@@ -105,6 +105,33 @@ def test_score_histogram_shares_when_one_group_dominates():
     assert balanced.data[0].histnorm == ""
 
 
+def test_per_class_table_averages_only_repetitions_of_the_run():
+    from ocvis.ui.evaluate import per_class_table
+
+    def run(seed, epochs, auroc, rot, n_train=None, protocol="one-class"):
+        return {"method": "rotnet", "preset": "cpu", "status": "done",
+                "task": {"dataset": "cifar10", "protocol": protocol, "normal": [0],
+                         "seed": seed, "n_train": n_train},
+                "config": {"seed": seed, "epochs": epochs, "lr": 0.01},
+                "primary_score": "kde", "metrics": {"auroc": auroc, "bacc": 0.6},
+                "metrics_by_score": {"kde": {"auroc": auroc, "bacc": 0.6},
+                                     "rotation": {"auroc": rot, "bacc": 0.7}}}
+
+    runs = [run(0, 18, 0.70, 0.80), run(1, 18, 0.72, 0.82),
+            run(0, 4, 0.50, 0.60),                       # a calibration run: other epochs
+            run(0, 18, 0.40, 0.40, n_train=4000),        # another training-set size
+            run(0, 18, 0.30, 0.30, protocol="unsupervised")]
+    pc = per_class_table(runs, "cifar10", "rotnet", "cpu", score="kde", like=runs[0])
+    assert list(pc["runs"]) == [2]
+    assert pc["AUROC ours"].iloc[0] == pytest.approx(71.0)
+    rot = per_class_table(runs, "cifar10", "rotnet", "cpu", score="rotation", like=runs[0])
+    assert rot["AUROC ours"].iloc[0] == pytest.approx(81.0)
+    # a score none of the runs stored: no row rather than the primary score's numbers
+    assert per_class_table(runs, "cifar10", "rotnet", "cpu", score="gde", like=runs[0]).empty
+    calib = per_class_table(runs, "cifar10", "rotnet", "cpu", like=runs[2])
+    assert list(calib["runs"]) == [1] and calib["AUROC ours"].iloc[0] == pytest.approx(50.0)
+
+
 def test_evaluate_scores_csv(stored_run):
     from ocvis.ui.evaluate import scores_csv
 

@@ -118,27 +118,61 @@ def metrics_table(meta: dict, normal_class: int | None,
     return pd.DataFrame(rows)
 
 
-def per_class_table(runs: list[dict], dataset: str, method: str, preset: str) -> pd.DataFrame:
-    """One row per normal class over the finished one-class runs of dataset/method/preset:
-    our mean AUROC / BACC (over seeds) next to the paper's."""
+_NOT_SETTINGS = ("seed", "device")  # what may differ between runs averaged in one row
+
+
+def setting_of(meta: dict) -> tuple:
+    """What makes two runs repetitions of one experiment (they may differ only in the seed):
+    method, preset, protocol, training-set size and every option of the method's config
+    (``overrides`` for runs stored before the config was)."""
+    t = task_of(meta)
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else \
+        (meta.get("overrides") if isinstance(meta.get("overrides"), dict) else {})
+    opts = tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in _NOT_SETTINGS))
+    return (meta.get("method"), meta.get("preset"), t.get("protocol", "one-class"),
+            t.get("n_train"), opts)
+
+
+def per_class_table(runs: list[dict], dataset: str, method: str, preset: str,
+                    score: str | None = None, like: dict | None = None) -> pd.DataFrame:
+    """One row per normal class over the finished single-normal-class runs of
+    dataset/method/preset: our mean AUROC / BACC (over seeds) next to the paper's.
+
+    ``like``: only runs with the same setting as this run (:func:`setting_of`: protocol,
+    training-set size, options; a calibration run with other epochs is another experiment).
+    ``score``: the metrics of that stored score (runs without it are left out); default the
+    primary one."""
     groups: dict[int, list[dict]] = {}
+    key = setting_of(like) if like is not None else None
     for r in runs:
         t = task_of(r)
         if t.get("dataset") != dataset or r.get("method") != method \
                 or r.get("preset") != preset:
+            continue
+        if key is not None and setting_of(r) != key:
             continue
         c = single_normal_class(r)
         if c is not None:
             groups.setdefault(c, []).append(r)
     from ocvis.data import class_names
 
+    def metrics(r: dict) -> dict:
+        by = r.get("metrics_by_score")
+        if score and isinstance(by, dict) and isinstance(by.get(score), dict):
+            return by[score]
+        if score and score != (r.get("primary_score") or "score"):
+            return {}
+        return r.get("metrics") or {}
+
     names = class_names(dataset) or ()
     rows = []
     for c in sorted(groups):
-        rs = groups[c]
+        rs = [r for r in groups[c] if metrics(r)]
+        if not rs:
+            continue
 
         def mean(k: str) -> float | None:
-            vals = [num((r.get("metrics") or {}).get(k)) for r in rs]
+            vals = [num(metrics(r).get(k)) for r in rs]
             vals = [v for v in vals if v is not None]
             return 100 * float(np.mean(vals)) if vals else None
 
