@@ -28,14 +28,29 @@ from ocvis.train import Hooks, MultiHooks, device_description, divergence, resol
 log = logging.getLogger(__name__)
 
 
+HISTORY_FLUSH_SECONDS = 5.0
+
+
 class _Recorder(Hooks):
-    """Keeps the step records so a failed run still stores its curves."""
+    """Keeps the step records so a failed run still stores its curves, and writes them to
+    the run store every ``HISTORY_FLUSH_SECONDS`` while the run trains, so the dashboard
+    shows live curves of every stored run (a CLI or ``bench`` run as much as a page's job)
+    and a killed process leaves the curves it had."""
 
     def __init__(self) -> None:
         self.records: list[dict] = []
+        self.store, self.run_id = None, None
+        self._last_flush = time.monotonic()
 
     def on_step(self, event: dict) -> None:
         self.records.append(event)
+        if self.store is not None and self.run_id and \
+                time.monotonic() - self._last_flush >= HISTORY_FLUSH_SECONDS:
+            self._last_flush = time.monotonic()
+            try:
+                self.store.write_history(self.run_id, self.records)
+            except OSError as exc:
+                log.warning("could not flush the history of %s: %s", self.run_id, exc)
 
 
 def task_from_config(cfg: dict):
@@ -99,6 +114,7 @@ def _run(kind: str, name: str, task_cfg: dict, preset: str, overrides: dict | No
         else:
             store.hold(run_id)
         lease = run_id
+        recorder.store, recorder.run_id = store, run_id
     ctx = None
     try:
         if store is not None:

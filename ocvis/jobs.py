@@ -37,7 +37,6 @@ from ocvis.train import Hooks
 
 log = logging.getLogger(__name__)
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-HISTORY_FLUSH_SECONDS = 5.0
 IDLE_WARM_SECONDS = 20.0  # compile UMAP once the worker has been idle this long
 # (``$OCVIS_IDLE_SECONDS`` changes it for the worker process; tests make it short)
 TARGETS = {"experiment": "ocvis.jobs:experiment_job", "split": "ocvis.jobs:split_job",
@@ -635,30 +634,19 @@ class JobManager:
 
 # ----------------------------------------------------------------------------- the worker
 class WorkerHooks(Hooks):
-    """Engine hooks inside the worker: every event goes to the server over the pipe; the
-    history is flushed to the run directory now and then (a killed server keeps curves)."""
+    """Engine hooks inside the worker: every event goes to the server over the pipe (the run
+    skeleton, :mod:`ocvis.experiment`, flushes the history to the run directory)."""
 
-    def __init__(self, send, job_id: str, cancel: threading.Event, store=None,
-                 run_id: str | None = None, orphaned: threading.Event | None = None) -> None:
+    def __init__(self, send, job_id: str, cancel: threading.Event,
+                 orphaned: threading.Event | None = None) -> None:
         self.send, self.job_id, self.cancel = send, job_id, cancel
         self.orphaned = orphaned or threading.Event()
-        self.store, self.run_id = store, run_id
-        self.records: list[dict] = []
-        self._last_flush = time.time()
 
     def on_stage(self, stage, epochs, steps):
         self.send(("stage", self.job_id, stage, epochs, steps))
 
     def on_step(self, e):
-        self.records.append(e)
         self.send(("step", self.job_id, e))
-        if self.store is not None and self.run_id and \
-                time.time() - self._last_flush > HISTORY_FLUSH_SECONDS:
-            self._last_flush = time.time()
-            try:
-                self.store.write_history(self.run_id, self.records)
-            except OSError as exc:
-                log.warning("could not flush history of %s: %s", self.run_id, exc)
 
     def on_status(self, message):
         self.send(("status", self.job_id, message))
@@ -774,10 +762,10 @@ def worker_main(conn, torch_threads: int, store_root: str, warm: bool, idle: boo
             continue
         if msg[0] == "stop":
             return
-        _, job_id, target, params, run_id = msg
+        _, job_id, target, params, _run_id = msg  # the run is in params
         cancel = cancels.setdefault(job_id, threading.Event())
         send(("started", job_id, {"pid": os.getpid(), "threads": torch.get_num_threads()}))
-        hooks = WorkerHooks(send, job_id, cancel, store, run_id, orphaned)
+        hooks = WorkerHooks(send, job_id, cancel, orphaned)
         try:
             if cancel.is_set():
                 raise Cancelled("cancelled before it started")

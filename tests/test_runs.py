@@ -93,6 +93,30 @@ def test_failed_run_keeps_curves(tmp_path, monkeypatch):
     assert len(st.history(run["id"])) == 3
 
 
+def test_stored_run_writes_its_curves_while_it_trains(tmp_path, monkeypatch):
+    """Any stored run (CLI, bench, a page's job) flushes its history during training, so the
+    dashboard can draw the live curve of a run another process is training."""
+    import ocvis.experiment as experiment
+    from ocvis.train import Hooks
+
+    monkeypatch.setattr(experiment, "HISTORY_FLUSH_SECONDS", 0.0)
+    st = RunStore(tmp_path)
+    seen: list[int] = []
+
+    class Peek(Hooks):
+        def on_step(self, event):
+            (rid,) = [r["id"] for r in st.list()]
+            assert st.read(rid)["status"] == "running"
+            seen.append(len(st.history(rid)))
+
+    meta = run_experiment({"dataset": "digits", "normal": [2]}, "cae", "tiny",
+                          {"reuse_pretrain": False, "pretrain_epochs": 3}, store=st,
+                          hooks=Peek())
+    # the recorder runs before the peek: by step k the file holds k records
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 3
+    assert len(st.history(meta["id"])) == len(seen)
+
+
 def test_cli_run_and_bench(tmp_path):
     env = {"OCVIS_RUNS_DIR": str(tmp_path / "runs"), "PATH": "/usr/bin:/bin",
            "OCVIS_CACHE_DIR": str(tmp_path / "cache")}
