@@ -3,6 +3,7 @@ import streamlit as st
 
 from ocvis.ui.common import current_run_id, sidebar
 from ocvis.ui.figures import loss_figure, metrics_bar
+from ocvis.ui.jobs import live_run_curve
 from ocvis.ui.runs import run_store, set_current_run
 from ocvis.ui.runs_page import (METRICS, pct, runs_table, zip_maker,
                                 short_label, metrics_of, compare_table, delete_run)
@@ -53,6 +54,9 @@ if meta.get("status") == "broken":
     st.error(f"Broken run: {meta.get('_broken', 'unreadable')}")
 elif meta.get("error"):
     st.warning(f"{meta.get('status', '').capitalize()}: {meta['error']}")
+if meta.get("status") != "broken":
+    with st.expander("Loss curve", expanded=meta.get("status") in ("queued", "running")):
+        live_run_curve(rid, "runs-manage")
 
 # --------------------------------------------------------------------------- compare
 st.subheader("Compare two runs")

@@ -187,6 +187,41 @@ def test_runs_page_lists_broken_and_deletes(stored_run):
     assert any("No runs stored yet" in i.value for i in at.info)
 
 
+def _steps(n: int) -> list[dict]:
+    """``n`` step records as the engine's ``on_step`` writes them."""
+    return [{"stage": "pretrain", "epoch": 0, "epochs": 1, "step": k, "steps": n,
+             "global_step": k + 1, "losses": {"rec": 1.0 / (k + 1)}} for k in range(n)]
+
+
+def test_runs_page_shows_the_curve_of_a_run_another_process_trains(stored_run):
+    """A run trained elsewhere (CLI, bench) is held by that process's lease and flushes its
+    history; the Runs page draws it, says how far it is, and keeps the finished run's curve."""
+    store = RunStore()
+    rid = store.create({"method": "cae", "task": dict(TASK), "status": "running",
+                        "task_name": "digits-0"})
+    try:
+        store.write_history(rid, _steps(3))
+        at = _page("7_Runs.py")
+        at.selectbox(key="runs_manage").set_value(rid).run()
+        assert not at.exception, at.exception
+        assert any("3 steps so far" in c.value for c in at.caption)
+        assert len(at.get("plotly_chart")) >= 1
+        store.write_history(rid, _steps(7))
+        at.run()
+        assert any("7 steps so far" in c.value for c in at.caption)
+    finally:
+        store.update(rid, status="failed", error="test over")
+        store.release(rid)
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("steps so far" in c.value for c in at.caption)
+    assert any("test over" in w.value for w in at.warning)
+    # the finished tiny ICS run: its curve, no "so far"
+    at.selectbox(key="runs_manage").set_value(stored_run).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) >= 1
+
+
 def test_runs_zip_has_only_the_runs_files(stored_run):
     from ocvis.ui.runs_page import run_zip
 

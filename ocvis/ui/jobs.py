@@ -142,6 +142,38 @@ def live_job(job_id: str | None, key: str, on_done=None) -> None:
     _chart()
 
 
+def live_run_curve(run_id: str, key: str, height: int = 320) -> None:
+    """The loss curve of a stored run. While a process trains it (a CLI or ``bench`` run, or
+    a job of this or another dashboard) the curve is re-read from the history the run
+    flushes (:data:`ocvis.experiment.HISTORY_FLUSH_SECONDS`) and redrawn at that pace; when
+    the run ends the page reruns once and the polling stops."""
+    from ocvis.experiment import HISTORY_FLUSH_SECONDS
+    from ocvis.runs import ACTIVE
+    from ocvis.ui.runs import run_store
+
+    running = run_store().read(run_id).get("status") in ACTIVE
+
+    @st.fragment(run_every=HISTORY_FLUSH_SECONDS if running else None)
+    def _curve():
+        meta = run_store().read(run_id)
+        hist = run_store().history(run_id)
+        if hist:
+            st.plotly_chart(loss_figure(thin_history(hist), height=height), width="stretch",
+                            key=f"{key}-loss")
+            last = hist[-1]
+            if meta.get("status") in ACTIVE:
+                st.caption(f"Training: {len(hist)} steps so far (stage "
+                           f"`{last.get('stage', '?')}`), read from the run directory every "
+                           f"{HISTORY_FLUSH_SECONDS:g} s.")
+        else:
+            st.caption("No training step recorded yet." if meta.get("status") in ACTIVE
+                       else "This run has no loss history.")
+        if running and meta.get("status") not in ACTIVE:
+            st.rerun()  # it ended: redraw the page once (status, metrics) and stop polling
+
+    _curve()
+
+
 def queue_summary() -> None:
     c = job_manager().counts()
     if c["running"] or c["queued"]:
