@@ -241,7 +241,9 @@ def test_runs_page_compares_two_runs(stored_run):
     shutil.copytree(store.path(stored_run), second)
     at = _page("7_Runs.py")
     assert at.selectbox(key="runs_cmp_a").value != at.selectbox(key="runs_cmp_b").value
-    assert len(at.get("plotly_chart")) == 3  # two loss curves + metrics bars
+    # the managed run's curve, the two compared runs' curves, the metrics bars
+    assert [c.key for c in at.get("plotly_chart")] == ["runs-manage-loss", "runs-loss-a",
+                                                       "runs-loss-b", "runs-bars"]
     cmp = _table(at, "B")
     assert list(cmp.columns) == ["", "A", "B"]
     assert cmp.iloc[0]["A"] == cmp.iloc[0]["B"]  # same metrics (copied run)
