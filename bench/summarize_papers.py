@@ -47,7 +47,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def summarize(path: Path) -> list[str]:
-    from ocvis.papers import paper_value_of, score_labels
+    from ocvis.papers import UNSUPERVISED_PAPERS, paper_value_of, score_labels
 
     df = _read(path)
     extra = path.with_name(f"{path.stem}_seeds.csv")
@@ -67,6 +67,13 @@ def summarize(path: Path) -> list[str]:
                    not in named]
         if primary not in named:
             labels.insert(0, (primary, "", ""))
+        # only papers of the rows' protocol kind (E3Outlier's numbers are for contaminated
+        # training data, the others' for clean normal data); a score's line for a paper that
+        # reports nothing here is left out when another paper does report it
+        unsup = proto.startswith("unsupervised")
+        labels = [(sc, k, lb) if not k or (k in UNSUPERVISED_PAPERS) == unsup else (sc, "", "")
+                  for sc, k, lb in labels]
+        lines: dict[str, list[tuple[bool, str]]] = {}
         for score, key, label in labels:
             col = "auroc" if score == primary else f"auroc_{score}"
             if col not in g:
@@ -85,9 +92,11 @@ def summarize(path: Path) -> list[str]:
                     mean_key = f"mean@outlier_ratio={ratio}%" if ratio else "mean"
                     paper = paper_value_of(key, label, ds, mean_key)
                     note = " (all classes)" if paper is not None else ""
-            out.append(f"| {ds} | {proto} | {meth} | {preset} {ov} | {score} | "
-                       f"{f'{key}: {label}' if label else '–'} "
-                       f"| {len(per_class)} | {_f(ours)} | {_f(flipped)} | {_f(paper)}{note} |")
+            line = (f"| {ds} | {proto} | {meth} | {preset} {ov} | {score} | "
+                    f"{f'{key}: {label}' if label else '–'} "
+                    f"| {len(per_class)} | {_f(ours)} | {_f(flipped)} | {_f(paper)}{note} |")
+            if line not in [t for _, t in lines.get(score, [])]:
+                lines.setdefault(score, []).append((paper is not None, line))
             m = more[(more["dataset"] == ds) & (more["protocol"] == proto)
                      & (more["method"] == meth) & (more["preset"] == preset)
                      & (more["overrides"] == ov)]
@@ -100,6 +109,8 @@ def summarize(path: Path) -> list[str]:
                 seen.add((ds, proto, meth, preset, ov, score, c))
                 seeds.append(f"| {ds} | {meth} | {score} | {c} | {int(r['count'])} | "
                              f"{r['mean']:.2f} ± {r['std']:.2f} |")
+        for found in lines.values():
+            out += [t for has, t in found if has] or [found[0][1]]
     if seeds:
         out += ["", "Seeds (AUROC mean ± sample std):", "",
                 "| dataset | method | score | class | seeds | AUROC |", "|---|---|---|---|---|---|",

@@ -76,3 +76,25 @@ def test_a_score_some_rows_lack_counts_only_the_rows_that_have_it(tmp_path, summ
     text = "\n".join(summarize(main))
     assert "| new | – | 2 | 70.00 | 70.00 | – |" in text
     assert "| kde | two_stage: RotNet + KDE | 3 | 70.00 |" in text
+
+
+def test_papers_of_another_protocol_kind_are_not_compared(tmp_path, summarize):
+    from ocvis.bench import BENCH_COLUMNS, write_table
+
+    def row(dataset, protocol, method, cls, auroc):
+        r = dict.fromkeys(BENCH_COLUMNS, "")
+        r.update(dataset=dataset, protocol=protocol, method=method, normal_class=cls,
+                 seed="0", preset="cpu", score="score", auroc=f"{auroc:.2f}")
+        return r
+
+    t = tmp_path / "t.csv"
+    write_table(t, [row("fashion-mnist", "unsupervised-10", "cae", "0", 80.0),
+                    row("mnist", "latent-multiclass", "deep-svdd", "MIX", 70.0)])
+    text = "\n".join(summarize(t))
+    # a CAE trained on contaminated data is not the ICS paper's one-class CAE (89.5 there)
+    assert "ics_feature_learning" not in text
+    assert "| fashion-mnist | unsupervised-10 | cae | cpu  | score | – | 1 | 80.00 |" in text
+    # Deep SVDD on the MIX scenario: CLAD's number (69.7); the end-to-end paper has no MIX
+    assert "| mnist | latent-multiclass | deep-svdd | cpu  | score | clad: DeepSVDD | 1 | " \
+           "70.00 | 70.00 | 69.70 |" in text
+    assert "ics_end_to_end" not in text
