@@ -275,3 +275,22 @@ def test_evaluate_page_unsupervised_labels(stored_run):
     # E3Outlier's tables are means per outlier ratio: looked up, none for ICS on digits
     assert metrics["paper (%)"].isna().all()
     assert np.isfinite(metrics["ours (%)"]).all()
+
+
+def test_loss_chart_axes_name_the_terms_they_carry():
+    from ocvis.ui.figures import loss_figure
+
+    def rec(k, **losses):
+        return {"stage": "train", "epoch": 0, "epochs": 1, "step": k, "steps": 5,
+                "global_step": k + 1, "losses": losses}
+
+    # RotNet: one cross-entropy, no second axis, no ICS titles
+    fig = loss_figure([rec(k, ce=1.4 - 0.1 * k, total=1.4 - 0.1 * k) for k in range(5)])
+    assert fig.layout.yaxis.title.text == "cross-entropy / total"
+    assert fig.layout.yaxis2.visible is False
+    # a reconstruction with a tiny L2 penalty: the penalty moves right
+    fig = loss_figure([rec(k, rec=0.5, l2=1e-4, total=0.5) for k in range(5)])
+    assert fig.layout.yaxis.title.text == "reconstruction / total"
+    assert fig.layout.yaxis2.title.text == "L2" and fig.layout.yaxis2.visible
+    assert {t.name: t.yaxis for t in fig.data} == {"rec · train": "y", "l2 · train": "y2",
+                                                   "total · train": "y"}

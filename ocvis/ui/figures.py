@@ -7,11 +7,19 @@ import plotly.graph_objects as go
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
 LOG_TERMS_HIDDEN = ("l2",)
+#: how the loss terms the methods log are named on the chart's axes
+TERM_NAMES = {"rec": "reconstruction", "total": "total", "cls": "closeness",
+              "disp": "dispersion", "disp1": "dispersion", "disp2": "dispersion",
+              "ic": "intra-class", "l2": "L2", "ce": "cross-entropy", "kl": "KL",
+              "svdd": "SVDD distance", "contrastive": "contrastive"}
+SECOND_AXIS_RATIO = 10.0  # a term this many times smaller or larger than the total moves right
 
 
 def loss_figure(history: list[dict], height: int = 360, smooth: int = 1) -> go.Figure:
-    """One line per (stage, loss term) against the global step; negative terms (dispersion)
-    are plotted as they are, on a second axis when their scale differs."""
+    """One line per (stage, loss term) against the global step; each axis is titled with the
+    terms it carries (:data:`TERM_NAMES`); a term whose typical size differs from the total's
+    by more than :data:`SECOND_AXIS_RATIO` (an L2 penalty, a dispersion term) is drawn on a
+    second axis; negative terms (dispersion) are plotted as they are."""
     fig = go.Figure()
     if not history:
         fig.update_layout(height=height, annotations=[dict(text="waiting for the first step…",
@@ -29,7 +37,17 @@ def loss_figure(history: list[dict], height: int = 360, smooth: int = 1) -> go.F
             if k not in terms:
                 terms.append(k)
     dash = {s: d for s, d in zip(stages, ["solid", "dot", "dash", "dashdot"] * 4)}
-    small_terms = {"cls", "disp1", "disp2", "l2"}
+
+    def size(term: str) -> float:
+        v = np.abs([r["losses"][term] for r in history if term in r["losses"]], dtype=float)
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if len(v) else 0.0
+
+    # a term whose typical size is far from the total's goes on a second axis (an L2 penalty
+    # or a dispersion term next to a reconstruction error) so neither line is flat
+    ref = size("total") if "total" in terms else size(terms[0])
+    right = {t for t in terms
+             if ref > 0 and not (ref / SECOND_AXIS_RATIO <= size(t) <= ref * SECOND_AXIS_RATIO)}
     for ti, term in enumerate(terms):
         for stage in stages:
             sel = [i for i, r in enumerate(history) if r["stage"] == stage and term in r["losses"]]
@@ -42,16 +60,21 @@ def loss_figure(history: list[dict], height: int = 360, smooth: int = 1) -> go.F
             fig.add_trace(go.Scatter(
                 x=steps[sel], y=y, mode="lines", name=f"{term} · {stage}",
                 line=dict(color=PALETTE[ti % len(PALETTE)], dash=dash[stage]),
-                yaxis="y2" if term in small_terms else "y",
+                yaxis="y2" if term in right else "y",
                 visible="legendonly" if term in LOG_TERMS_HIDDEN else True))
+
+    def title(ts) -> str:
+        return " / ".join(dict.fromkeys(TERM_NAMES.get(t, t) for t in ts))
+
     for s in stages[1:]:
         first = next(r["global_step"] for r in history if r["stage"] == s)
         fig.add_vline(x=first - 0.5, line=dict(color="#999", dash="dot"),
                       annotation_text=s, annotation_position="top left")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="step", yaxis_title="reconstruction / total",
-                      yaxis2=dict(title="closeness / dispersion", overlaying="y", side="right",
-                                  showgrid=False),
+                      xaxis_title="step",
+                      yaxis_title=title(t for t in terms if t not in right),
+                      yaxis2=dict(title=title(t for t in terms if t in right), overlaying="y",
+                                  side="right", showgrid=False, visible=bool(right)),
                       legend=dict(orientation="h", y=-0.2), uirevision="losses")
     return fig
 
