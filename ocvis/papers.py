@@ -78,13 +78,17 @@ UNSUPERVISED_PAPERS = frozenset({"e3outlier"})
 
 
 def paper_value(method: str, dataset: str, normal_class, metric: str = "auroc",
-                protocol: str = "one-class") -> float | None:
+                protocol: str = "one-class", score: str | None = None) -> float | None:
     """The paper's value (percent) for our method name, or None if it reports none (the
     method's own paper first, then the papers it is a baseline of), from papers of the
     run's protocol kind only: an ``unsupervised`` run of ``cae`` is not compared with the
-    ICS paper's one-class CAE."""
+    ICS paper's one-class CAE. ``score``: the value the papers give for that stored score
+    (:func:`score_labels`: RotNet's ``rotation`` is "RotNet (end-to-end)", E3Outlier's
+    ``pl`` has none); default the method's primary score and every label of the method."""
     unsup = str(protocol).startswith("unsupervised")
-    for paper, label in paper_methods(method):
+    pairs = paper_methods(method) if score is None else \
+        [(k, v) for sc, k, v in score_labels(method) if sc == score]
+    for paper, label in pairs:
         if (paper in UNSUPERVISED_PAPERS) != unsup:
             continue
         v = paper_value_of(paper, label, dataset, normal_class, metric)

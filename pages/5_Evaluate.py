@@ -5,7 +5,7 @@ import streamlit as st
 from ocvis.errors import OcvisError
 from ocvis.papers import paper_value
 from ocvis.ui.common import sidebar, user_errors
-from ocvis.ui.figures import pr_figure, roc_figure, score_histogram
+from ocvis.ui.figures import groups_unbalanced, pr_figure, roc_figure, score_histogram
 from ocvis.ui.images import grid
 from ocvis.ui.runs import arrays, finished_runs, run_label, run_picker, run_task
 from ocvis.ui.evaluate import (task_of, paper_class_of, num, metrics_table,
@@ -85,9 +85,8 @@ if curve_sets:
                     key="eval-pr")
 
 st.subheader("Scores")
-n_groups = (int((y == 0).sum()), int((y == 1).sum()))
 share = st.toggle("Each group as % of its images", key="eval_hist_share",
-                  value=min(n_groups) > 0 and max(n_groups) > 3 * min(n_groups),
+                  value=groups_unbalanced(y),
                   help="counts hide the smaller group when one is much larger (one-class "
                        "CIFAR-10: 1,000 normal against 9,000 abnormal test images)")
 st.plotly_chart(score_histogram(scores, y, threshold, names=names, share=share),
@@ -104,7 +103,7 @@ dataset = task_cfg.get("dataset", "")
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Metrics")
-    table = metrics_table(run, normal_class, mt)
+    table = metrics_table(run, normal_class, mt, score_name)
     st.dataframe(table, hide_index=True, width="stretch", key="eval-metrics",
                  placeholder="–",
                  column_config={c: st.column_config.NumberColumn(format="%.1f")
@@ -112,14 +111,16 @@ with left:
     if normal_class is None:
         st.caption("Paper values are shown for one-class runs with a single normal class, "
                    "named scenarios and the unsupervised protocol.")
-    elif paper_value(run.get("method", ""), dataset, normal_class, "auroc") is None:
-        mean = paper_value(run.get("method", ""), dataset, "mean", "auroc")
+    elif paper_value(run.get("method", ""), dataset, normal_class, "auroc",
+                     task_cfg.get("protocol", "one-class"), score_name) is None:
+        mean = paper_value(run.get("method", ""), dataset, "mean", "auroc",
+                           task_cfg.get("protocol", "one-class"), score_name)
         if mean is not None:
             st.caption(f"The paper reports only the mean over {dataset}'s classes for "
-                       f"{run.get('method')}: AUROC {mean:.1f}.")
+                       f"{run.get('method')} ({score_name}): AUROC {mean:.1f}.")
         else:
-            st.caption(f"The paper reports no value for {run.get('method')} on {dataset} "
-                       f"{normal_class}.")
+            st.caption(f"The papers report no value for {run.get('method')}'s score "
+                       f"`{score_name}` on {dataset} {normal_class}.")
 with right:
     st.subheader("Per normal class")
     pc = per_class_table(runs, dataset, run.get("method", ""), run.get("preset", ""),

@@ -101,16 +101,19 @@ def num(v) -> float | None:
 
 
 def metrics_table(meta: dict, normal_class: int | None,
-                  metrics: dict | None = None) -> pd.DataFrame:
-    """Our metrics in % and, for a single normal class, the paper's value and the gap."""
+                  metrics: dict | None = None, score: str | None = None) -> pd.DataFrame:
+    """Our metrics in % and, for a single normal class, the paper's value for that score
+    (default the primary one) and protocol, and the gap."""
     mt = metrics if metrics is not None else (meta.get("metrics") or {})
-    dataset = task_of(meta).get("dataset", "")
+    t = task_of(meta)
+    dataset = t.get("dataset", "")
     rows = []
     for k, name in METRIC_NAMES.items():
         ours = num(mt.get(k))
         row = {"metric": name, "ours (%)": None if ours is None else 100 * ours}
         if normal_class is not None:
-            paper = paper_value(meta.get("method", ""), dataset, normal_class, k)
+            paper = paper_value(meta.get("method", ""), dataset, normal_class, k,
+                                t.get("protocol", "one-class"), score)
             row["paper (%)"] = paper
             row["ours − paper"] = (100 * ours - paper) if ours is not None and paper is not None \
                 else None
@@ -165,6 +168,7 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str,
         return r.get("metrics") or {}
 
     names = class_names(dataset) or ()
+    protocol = task_of(like).get("protocol", "one-class") if like is not None else "one-class"
     rows = []
     for c in sorted(groups):
         rs = [r for r in groups[c] if metrics(r)]
@@ -179,9 +183,9 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str,
         rows.append({"normal class": c,
                      "name": names[c] if 0 <= c < len(names) else str(c), "runs": len(rs),
                      "AUROC ours": mean("auroc"),
-                     "AUROC paper": paper_value(method, dataset, c, "auroc"),
+                     "AUROC paper": paper_value(method, dataset, c, "auroc", protocol, score),
                      "BACC ours": mean("bacc"),
-                     "BACC paper": paper_value(method, dataset, c, "bacc")})
+                     "BACC paper": paper_value(method, dataset, c, "bacc", protocol, score)})
     return pd.DataFrame(rows, columns=["normal class", "name", "runs", "AUROC ours",
                                        "AUROC paper", "BACC ours", "BACC paper"])
 

@@ -236,6 +236,14 @@ def pr_figure(curves_by_name: dict[str, dict], base_rate: float | None = None,
     return fig
 
 
+def groups_unbalanced(y) -> bool:
+    """Whether one group of labels ``y`` (0 / 1) holds over three times the other's images
+    (then a histogram draws each group as a share of its own images)."""
+    y = np.asarray(y).ravel().astype(bool)
+    small, large = sorted((int(y.sum()), int((~y).sum())))
+    return small > 0 and large > 3 * small
+
+
 def score_histogram(scores, y, threshold: float | None = None, *,
                     names: tuple[str, str] = ("normal", "abnormal"), height: int = 340,
                     nbins: int = 60, share: bool | None = None) -> go.Figure:
@@ -251,7 +259,7 @@ def score_histogram(scores, y, threshold: float | None = None, *,
     y = np.asarray(y).ravel().astype(bool)
     n_abn, n_nor = int(y.sum()), int((~y).sum())
     if share is None:
-        share = min(n_abn, n_nor) > 0 and max(n_abn, n_nor) > 3 * min(n_abn, n_nor)
+        share = groups_unbalanced(y)
     fig = go.Figure()
     finite = s[np.isfinite(s)]
     # bins over the central 99 % (a few far outliers would squeeze everything into one bar);
