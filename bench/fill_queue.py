@@ -11,7 +11,8 @@ queue resumes where it stopped. Each lane runs one torch thread (``OMP_NUM_THREA
 prints the units and whether their rows are done.
 
 Groups (in this order): ``ics`` (issue 13: the ICS paper's tables, seed 0 then seeds 1-2),
-``probe`` (one unit each of the end-to-end, E3Outlier and CLAD tables), ``e2e`` (issue 15,
+``probe`` (one unit each of the end-to-end, E3Outlier and CLAD tables; the CIFAR-10
+CLAD and E3Outlier probes come after ``two-stage``), ``e2e`` (issue 15,
 cheap), ``two-stage`` (issue 14), ``clad`` (issue 16), ``e3`` (issue 17).
 ``ics-timing`` runs only when named in ``--only``: a full 10-class MNIST ``ics`` table (seed 1,
 so every class trains its own stage 1 instead of reusing seed 0's cache; the rows land in
@@ -116,6 +117,13 @@ def plan() -> list[dict]:
         u.append(unit("two-stage", "fashion-mnist_two_stage_cpu", "fashion-mnist", c,
                       "contrastive-da", n_train=0))
     u.append(epochs[0])
+    # probes of the two CIFAR-10 tables still untried at the `cpu` preset (CLAD's THG
+    # scenario, E3Outlier's class 0), before hours go into them: seed 0 / class 0 first,
+    # the full units later skip these rows
+    u.append(unit("probe", "cifar10_clad_cpu", "cifar10", "THG", "clad,deep-svdd,ocsvm",
+                  protocol="latent-multiclass"))
+    u.append(unit("probe", "cifar10_e3_cpu", "cifar10", 0, "e3outlier,cae,cae-iforest",
+                  protocol="unsupervised", n_train=0, extra=["--ratio", "10"]))
     # issue 16: CLAD's latent-multiclass scenarios (seeds 0-2) and CIFAR-10 one-class
     for ds, scen in (("mnist", ("CUR", "STR", "MIX")), ("cifar10", ("THG", "LIV"))):
         for s in scen:
