@@ -60,6 +60,15 @@ from ocvis.data import describe_datasets  # noqa: E402  (fast: no dataset is rea
 st.subheader("Datasets")
 st.dataframe(describe_datasets(), hide_index=True, width="stretch")
 
+st.subheader("Methods")
+from ocvis.methods import describe_methods  # noqa: E402
+
+st.dataframe(describe_methods(), hide_index=True, width="stretch", key="overview-methods",
+             column_config={"what": st.column_config.TextColumn(width="large"),
+                            "paper": st.column_config.TextColumn(width="medium")})
+st.caption("Every method trains on the Train page and opens in Latent space, Evaluate and "
+           "Explain; a run stores all the scores listed (the first is the primary one).")
+
 st.subheader("Recent runs")
 runs = run_store().list()[:8]
 if runs:

@@ -22,6 +22,13 @@ def test_app_overview():
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
     assert "ocvis" in at.title[0].value
+    # every registered method is listed with the scores its runs store
+    from ocvis.methods import METHODS
+
+    methods = next(d.value for d in at.dataframe if "scores" in d.value.columns)
+    assert set(methods["method"]) == set(METHODS)
+    rot = methods.set_index("method").loc["rotnet"]
+    assert rot["scores"].split(", ")[:2] == ["kde", "ocsvm"] and "rotation" in rot["scores"]
 
 
 def test_data_page_digits():

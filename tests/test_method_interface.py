@@ -104,6 +104,13 @@ def test_plugin_method_in_every_page(plugin):
     assert list(at.selectbox(key="explain_head").options) == [HEAD_NAMES["own"]]
     assert list(at.selectbox(key="explain_layer").options) == ["conv1", "conv2"]
     assert any("completeness" in c.value for c in at.caption)
+
+    # Overview: listed with its scores like the built-in methods
+    at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=180).run()
+    assert not at.exception, at.exception
+    methods = next(d.value for d in at.dataframe if "scores" in d.value.columns)
+    assert methods.set_index("method").loc["test-rotnet", "scores"] == \
+        "p_upright, rotation_mean"
     job_manager().shutdown()
 
 

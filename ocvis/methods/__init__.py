@@ -130,6 +130,22 @@ def make_method(name: str, preset: str = "cpu", **overrides) -> Method:
                                 strict=True))
 
 
+def describe_methods() -> list[dict]:
+    """One row per registered method (plugins included), in table order: its name, what it
+    is, the paper, the scores a run stores (primary first) and the presets."""
+    rows = []
+    for name in sorted(METHODS, key=table_order):
+        cls = METHODS[name]
+        try:
+            scores = tuple(cls().score_names)  # a property for some (the chosen detector)
+        except Exception:  # noqa: BLE001 - a plugin whose defaults do not build
+            scores = tuple(cls.score_names) if isinstance(cls.score_names, tuple) else ()
+        rows.append({"method": name, "what": cls.title, "paper": cls.paper,
+                     "scores": ", ".join(scores), "deep": bool(cls.deep),
+                     "presets": ", ".join(available_presets(name))})
+    return rows
+
+
 def table_order(name: str) -> tuple[int, str]:
     """Sort key of a method name in benchmark tables (its class's ``table_order``)."""
     cls = METHODS.get(name)
@@ -138,5 +154,5 @@ def table_order(name: str) -> tuple[int, str]:
 
 __all__ = ["METHODS", "Method", "FeatureMethod", "get_method", "make_method", "register",
            "available_presets", "preset_values", "save_preset",
-           "load_plugins", "table_order", "config_fields", "config_to_dict",
+           "load_plugins", "table_order", "describe_methods", "config_fields", "config_to_dict",
            "config_from_dict"]
