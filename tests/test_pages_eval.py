@@ -189,8 +189,9 @@ def test_runs_page_lists_broken_and_deletes(stored_run):
 
 def _steps(n: int) -> list[dict]:
     """``n`` step records as the engine's ``on_step`` writes them."""
-    return [{"stage": "pretrain", "epoch": 0, "epochs": 1, "step": k, "steps": n,
-             "global_step": k + 1, "losses": {"rec": 1.0 / (k + 1)}} for k in range(n)]
+    return [{"stage": "pretrain", "epoch": 1 + k // 4, "epochs": 20, "step": k % 4 + 1,
+             "steps": 4, "global_step": k + 1, "losses": {"rec": 1.0 / (k + 1)}}
+            for k in range(n)]
 
 
 def test_runs_page_shows_the_curve_of_a_run_another_process_trains(stored_run):
@@ -204,11 +205,13 @@ def test_runs_page_shows_the_curve_of_a_run_another_process_trains(stored_run):
         at = _page("7_Runs.py")
         at.selectbox(key="runs_manage").set_value(rid).run()
         assert not at.exception, at.exception
-        assert any("3 steps so far" in c.value for c in at.caption)
+        assert any("3 steps so far (stage `pretrain`, epoch 1 of 20)" in c.value
+                   for c in at.caption)
         assert len(at.get("plotly_chart")) >= 1
         store.write_history(rid, _steps(7))
         at.run()
-        assert any("7 steps so far" in c.value for c in at.caption)
+        assert any("7 steps so far (stage `pretrain`, epoch 2 of 20)" in c.value
+                   for c in at.caption)
     finally:
         store.update(rid, status="failed", error="test over")
         store.release(rid)

@@ -162,9 +162,11 @@ def live_run_curve(run_id: str, key: str, height: int = 320) -> None:
                             key=f"{key}-loss")
             last = hist[-1]
             if meta.get("status") in ACTIVE:
-                st.caption(f"Training: {len(hist)} steps so far (stage "
-                           f"`{last.get('stage', '?')}`), read from the run directory every "
-                           f"{HISTORY_FLUSH_SECONDS:g} s.")
+                where = f"stage `{last.get('stage', '?')}`"
+                if last.get("epochs"):
+                    where += f", epoch {last.get('epoch', '?')} of {last['epochs']}"
+                st.caption(f"Training: {len(hist)} steps so far ({where}), read from the run "
+                           f"directory every {HISTORY_FLUSH_SECONDS:g} s.")
         else:
             st.caption("No training step recorded yet." if meta.get("status") in ACTIVE
                        else "This run has no loss history.")
