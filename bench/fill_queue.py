@@ -168,9 +168,12 @@ def done(x: dict) -> bool:
         return False
     ratio = x["extra"][1] if "--ratio" in x["extra"] else None
     proto = f"unsupervised-{float(ratio):g}" if x["protocol"] == "unsupervised" else x["protocol"]
+    def bare(s: str) -> str:  # a table writes tuple settings as "a, b", a unit as "a,b"
+        return "".join(s.split())
+
     have = {(r.get("protocol") or "one-class", r["method"], r["normal_class"], r["seed"])
             for r in csv.DictReader(path.open())
-            if (r.get("overrides") or "") == x.get("settings", "")}
+            if bare(r.get("overrides") or "") == bare(x.get("settings", ""))}
     return all((proto, m, x["classes"], s) in have
                for m in x["methods"].split(",") for s in x["seeds"].split(","))
 
