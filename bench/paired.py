@@ -21,16 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def _read(paths: list[Path]) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype={"normal_class": str, "overrides": str, "seed": str})
-              for p in paths]
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df["normal_class"] != "mean"].copy()
-    if "error" in df:
-        df = df[df["error"].isna() | (df["error"] == "")]
-    df["overrides"] = df.get("overrides", pd.Series("", index=df.index)).fillna("")
-    return df
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def column(df: pd.DataFrame, score: str) -> pd.Series:
@@ -68,7 +59,9 @@ def main(argv=None) -> int:
     ap.add_argument("--b-settings", default="")
     ap.add_argument("--dataset")
     args = ap.parse_args(argv)
-    t = paired(_read(args.tables), args.method, args.a, args.b, args.a_settings,
+    from ocvis.bench import results_frame
+
+    t = paired(results_frame(args.tables), args.method, args.a, args.b, args.a_settings,
                args.b_settings, args.dataset)
     if t.empty:
         print("no class has both scores")

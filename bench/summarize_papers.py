@@ -33,25 +33,13 @@ def _f(v) -> str:
     return "–" if v is None or pd.isna(v) else f"{float(v):.2f}"
 
 
-def _read(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"normal_class": str, "overrides": str})
-    df = df[df["normal_class"] != "mean"].copy()
-    if "error" in df:
-        df = df[df["error"].isna() | (df["error"] == "")]
-    for col in ("protocol", "overrides"):
-        if col not in df:
-            df[col] = ""
-        df[col] = df[col].fillna("")
-    df["protocol"] = df["protocol"].replace("", "one-class")
-    return df
-
-
 def summarize(path: Path) -> list[str]:
+    from ocvis.bench import results_frame
     from ocvis.papers import UNSUPERVISED_PAPERS, paper_value_of, score_labels
 
-    df = _read(path)
+    df = results_frame(path)
     extra = path.with_name(f"{path.stem}_seeds.csv")
-    more = _read(extra) if extra.exists() else df.iloc[:0]
+    more = results_frame(extra) if extra.exists() else df.iloc[:0]
     out = [f"## {path.name}", "",
            "| dataset | protocol | method | settings | score | paper label | classes | "
            "ours | ours flipped | paper |", "|---|---|---|---|---|---|---|---|---|---|"]

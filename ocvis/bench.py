@@ -42,6 +42,26 @@ def read_rows(path: Path) -> list[dict]:
         return [r for r in csv.DictReader(f) if r.get("normal_class") != "mean"]
 
 
+def results_frame(paths) -> "pd.DataFrame":
+    """The finished per-class rows of one or more tables as one DataFrame, for summaries:
+    mean rows and failed rows left out, class / seed / settings as text, ``protocol`` and
+    ``overrides`` present and filled (``protocol`` "one-class" where empty)."""
+    import pandas as pd
+
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    df = pd.concat([pd.read_csv(p, dtype={"normal_class": str, "overrides": str, "seed": str})
+                    for p in paths], ignore_index=True)
+    df = df[df["normal_class"] != "mean"].copy()
+    if "error" in df:
+        df = df[df["error"].isna() | (df["error"] == "")]
+    for col in ("protocol", "overrides"):
+        if col not in df:
+            df[col] = ""
+        df[col] = df[col].fillna("")
+    df["protocol"] = df["protocol"].replace("", "one-class")
+    return df
+
+
 def _float(v) -> float | None:
     try:
         f = float(v)

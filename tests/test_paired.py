@@ -32,7 +32,9 @@ def test_paired_scores_and_settings(tmp_path, paired_mod, capsys):
     t = tmp_path / "t.csv"
     _table(t, [("0", "", 70.0, 75.0), ("3", "", 60.0, 50.0), ("10", "", 80.0, 90.0),
                ("0", "epochs=40", 78.0, 76.0)])
-    df = paired_mod._read([t])
+    from ocvis.bench import results_frame
+
+    df = results_frame([t])
     both = paired_mod.paired(df, "rotnet", "kde", "rotation")
     assert list(both["normal_class"]) == ["0", "3", "10"]       # numeric order
     assert list(both["a - b"]) == pytest.approx([-5.0, 10.0, -10.0])

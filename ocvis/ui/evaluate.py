@@ -80,16 +80,23 @@ def score_help(method: str | None, name: str) -> str:
         return ""
 
 
-def metrics_of_score(meta: dict, name: str, scores: np.ndarray, a: dict) -> dict:
-    """Stored metrics of score ``name`` (computed from the arrays for older runs)."""
-    from ocvis.metrics import evaluate
-
+def stored_metrics(meta: dict, name: str) -> dict | None:
+    """The metrics a run stored for its score ``name`` (``metrics`` for the primary score of
+    runs from before ``metrics_by_score``), or None."""
     by = meta.get("metrics_by_score")
     if isinstance(by, dict) and isinstance(by.get(name), dict):
         return by[name]
     if name == (meta.get("primary_score") or "score") and isinstance(meta.get("metrics"), dict):
         return meta["metrics"]
-    return evaluate(scores, a["y_test"], a.get("val_mask"))
+    return None
+
+
+def metrics_of_score(meta: dict, name: str, scores: np.ndarray, a: dict) -> dict:
+    """Stored metrics of score ``name`` (computed from the arrays for older runs)."""
+    from ocvis.metrics import evaluate
+
+    mt = stored_metrics(meta, name)
+    return mt if mt is not None else evaluate(scores, a["y_test"], a.get("val_mask"))
 
 
 def num(v) -> float | None:
@@ -160,12 +167,7 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str,
     from ocvis.data import class_names
 
     def metrics(r: dict) -> dict:
-        by = r.get("metrics_by_score")
-        if score and isinstance(by, dict) and isinstance(by.get(score), dict):
-            return by[score]
-        if score and score != (r.get("primary_score") or "score"):
-            return {}
-        return r.get("metrics") or {}
+        return (stored_metrics(r, score) if score else r.get("metrics")) or {}
 
     names = class_names(dataset) or ()
     protocol = task_of(like).get("protocol", "one-class") if like is not None else "one-class"
