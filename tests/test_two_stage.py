@@ -210,3 +210,30 @@ def test_rows_gain_the_scores_added_after_they_ran(tmp_path, monkeypatch):
     assert meta["metrics_by_score"]["rotation_p0"]["auroc"] == pytest.approx(auroc)
     np.testing.assert_allclose(store.arrays(after["run_id"])["test_scores.rotation_p0"], fresh)
     assert add_missing_scores(out, store) == 0  # nothing left to add
+
+
+def _first_bn_input_mean(m, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first backbone batch norm's running mean, and the channel mean of its input over
+    the clean images ``x`` (the network in eval mode)."""
+    bn = next(b for b in m.backbone_.modules() if isinstance(b, torch.nn.BatchNorm2d))
+    seen = []
+    h = bn.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach()))
+    try:
+        m.embed(x)
+    finally:
+        h.remove()
+    return bn.running_mean.clone(), torch.cat(seen).mean((0, 2, 3))
+
+
+def test_batch_norm_statistics_come_from_training_or_the_clean_images(task):
+    """``bn_stats="clean"`` re-estimates the backbone's statistics on the clean training
+    images (the running mean is then their channel mean); ``"training"`` (the default, the
+    authors' code) keeps the averages of the augmented, rotated training views, which differ."""
+    x = task.x_train
+    clean = make_method("rotnet", "tiny", bn_stats="clean").fit(task)
+    running, data = _first_bn_input_mean(clean, x)
+    torch.testing.assert_close(running, data, atol=1e-4, rtol=1e-4)
+    trained = make_method("rotnet", "tiny").fit(task)
+    assert trained.config.bn_stats == "training"
+    running, data = _first_bn_input_mean(trained, x)
+    assert (running - data).abs().max() > 1e-3

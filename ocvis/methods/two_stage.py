@@ -43,6 +43,14 @@ Choices (where the paper or its code leave room; all configurable):
   (``bench/calibrate_two_stage.sh``, bench/NOTES.md: RotNet 18, Contrastive-DA 10;
   Contrastive 25 and DAE 30 from one-epoch timings); ``paper``: ResNet-18, 2048 epochs (a
   GPU's budget).
+* Batch-norm statistics the backbone scores with (``bn_stats``): ``"training"`` (default)
+  keeps the running averages of training, i.e. of the training views (augmented; for RotNet
+  and Contrastive-DA all four turns mixed in every batch), like the authors' code's moving
+  averages; ``"clean"`` re-estimates them on the clean, upright training images (what this
+  module did until session 12). Measured (``bench/bn_stats.py``, bench/NOTES.md): with
+  ``"clean"`` the backbone normalises the upright view unlike any batch the head was trained
+  on, so RotNet's head gets the upright turn wrong most and rotated views are almost never
+  called upright; and KDE on f was about 10 points lower on a short airplane run.
 * The collapse check (the authors' code has a reported seed that collapses to AUROC 50): a
   representation whose normalised features have a per-dimension standard deviation below
   1e-4 is flagged in the run (``info.representation``) and in bench rows.
@@ -90,6 +98,10 @@ class TwoStageConfig(DetectorConfig, DeepConfig):
     out_dim: int = option(128, "output of g for the contrastive loss", min=2, max=4096)
     max_detector_train: int = option(20000, "training images the detectors are fitted on",
                                      min=10, max=10**7)
+    bn_stats: str = option("training", "batch-norm statistics f scores with: the running "
+                                       "averages of training (the authors' code) or "
+                                       "re-estimated on the clean training images",
+                           choices=("training", "clean"))
 
 
 @dataclass
@@ -239,8 +251,10 @@ class _TwoStage(DeepMethod, FeatureMethod):
         c = self.config
         self.train_stage(net, step, stage="representation", epochs=c.epochs,
                          steps_per_epoch=n_steps, hooks=hooks)
-        hooks.on_status("re-estimating the batch-norm statistics")
-        recalibrate_batchnorm(self.backbone_, x, self.device_)
+        if c.bn_stats == "clean":
+            hooks.on_status("re-estimating the batch-norm statistics on the clean images")
+            recalibrate_batchnorm(self.backbone_, x, self.device_)
+        net.eval()
 
     # -- representation and detectors ----------------------------------------------------
     def _embed(self, x: torch.Tensor) -> np.ndarray:
