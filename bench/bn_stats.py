@@ -33,6 +33,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from diag_rotation import turn_accuracy  # noqa: E402  (fractions per turn)
 
 VARIANTS = ("upright", "four-turns", "training-views")
 
@@ -61,17 +63,6 @@ def recalibrate(m, x: torch.Tensor, variant: str, seed: int = 0) -> None:
     recalibrate_batchnorm(bb, torch.cat(batches), m.device_)
 
 
-def turn_accuracy(m, x: torch.Tensor) -> list[float]:
-    bb, head = m.backbone_.eval(), m.nets["head"].eval()
-    out = []
-    with torch.no_grad():
-        for k in range(4):
-            pred = torch.cat([head(bb(torch.rot90(b, k, (2, 3)))).argmax(1)
-                              for b in torch.split(x, 250)])
-            out.append(100 * float((pred == k).float().mean()))
-    return out
-
-
 def main(argv=None) -> int:
     from ocvis.experiment import load_run_method, task_of_run
     from ocvis.metrics import evaluate
@@ -96,7 +87,7 @@ def main(argv=None) -> int:
             m._fit_detector()
             scores = m.scores(xt)
             aurocs = {k: 100 * evaluate(v, y)["auroc"] for k, v in scores.items()}
-            turns = turn_accuracy(m, x[:1000]) if "head" in m.nets and \
+            turns = [100 * t for t in turn_accuracy(m, x[:1000])] if "head" in m.nets and \
                 meta.get("method") == "rotnet" else []
             print(f"{rid} {variant:15s} " + " ".join(f"{k} {v:.2f}" for k, v in aurocs.items())
                   + ("  turns " + " / ".join(f"{t:.1f}" for t in turns) if turns else ""),
