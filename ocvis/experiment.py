@@ -290,5 +290,6 @@ def load_run_method(store, run_id: str):
     cfg = dict(meta.get("config") or {})
     if not cfg:  # very old runs: the preset and the overrides
         cfg = {**cls.presets.get(meta.get("preset", "cpu"), {}), **(meta.get("overrides") or {})}
+    cfg = {**cls.older_config, **cfg}  # what a setting added later meant for this run
     m = cls(config_from_dict(cls.Config, cfg))
     return m.load_state_dict(store.model_state(run_id))

@@ -237,3 +237,20 @@ def test_batch_norm_statistics_come_from_training_or_the_clean_images(task):
     assert trained.config.bn_stats == "training"
     running, data = _first_bn_input_mean(trained, x)
     assert (running - data).abs().max() > 1e-3
+
+
+def test_runs_stored_before_bn_stats_reload_as_clean(tmp_path):
+    """A stored config without ``bn_stats`` was trained with the statistics re-estimated on
+    the clean images, so it reloads as ``"clean"``; a config that has it keeps it."""
+    from ocvis.bench import bench, read_rows
+    from ocvis.experiment import load_run_method
+    from ocvis.runs import RunStore
+
+    out, store = tmp_path / "t.csv", RunStore(tmp_path / "runs")
+    bench(["rotnet"], "digits", [0], [0], "tiny", out, n_train=200, store=store)
+    rid = read_rows(out)[0]["run_id"]
+    assert load_run_method(store, rid).config.bn_stats == "training"
+    cfg = dict(store.read(rid)["config"])
+    del cfg["bn_stats"]
+    store.update(rid, config=cfg)
+    assert load_run_method(store, rid).config.bn_stats == "clean"

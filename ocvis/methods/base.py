@@ -219,6 +219,9 @@ class Method:
     deep: ClassVar[bool] = False
     stages: ClassVar[tuple[str, ...]] = ()  # training stages, in order (for progress)
     score_names: ClassVar[tuple[str, ...]] = ("score",)  # primary first
+    #: settings added after runs were stored, with the value those older runs were trained
+    #: with (a stored config without the key gets this, not the new default)
+    older_config: ClassVar[dict[str, Any]] = {}
     #: one line per score name for the pages ("what does this score measure")
     score_help: ClassVar[dict[str, str]] = {}
 

@@ -228,6 +228,8 @@ class _TwoStage(DeepMethod, FeatureMethod):
                        "test-time augmentation, like the detectors)",
     }
 
+    older_config = {"bn_stats": "clean"}  # runs stored before session 12 re-estimated them
+
     @property
     def score_names(self) -> tuple[str, ...]:  # the config's detector first
         c = getattr(self, "config", None)
