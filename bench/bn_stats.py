@@ -87,8 +87,7 @@ def main(argv=None) -> int:
             m._fit_detector()
             scores = m.scores(xt)
             aurocs = {k: 100 * evaluate(v, y)["auroc"] for k, v in scores.items()}
-            turns = [100 * t for t in turn_accuracy(m, x[:1000])] if "head" in m.nets and \
-                meta.get("method") == "rotnet" else []
+            turns = [100 * t for t in turn_accuracy(m, x[:1000])] if m.name == "rotnet" else []
             print(f"{rid} {variant:15s} " + " ".join(f"{k} {v:.2f}" for k, v in aurocs.items())
                   + ("  turns " + " / ".join(f"{t:.1f}" for t in turns) if turns else ""),
                   flush=True)

@@ -148,10 +148,7 @@ def plan() -> list[dict]:
     # re-estimated them on the clean upright images, which broke the rotation head's upright
     # turn and cost KDE about 10 points on a short airplane run (bench/bn_stats.py). The two
     # calibration classes first (they decide the preset), then the rest of both tables
-    for c in (0, 3):
-        for m in ("rotnet", "contrastive-da"):
-            u.append(unit("two-stage", "cifar10_two_stage", "cifar10", c, m, n_train=0))
-    for c in (1, 2, 4, 5, 6, 7, 8, 9):
+    for c in (0, 3, 1, 2, 4, 5, 6, 7, 8, 9):
         for m in ("rotnet", "contrastive-da"):
             u.append(unit("two-stage", "cifar10_two_stage", "cifar10", c, m, n_train=0))
     for c in range(10):
