@@ -415,8 +415,8 @@ def rescore_table(path: Path, store, progress: Callable[[str], None] | None = No
     from dataclasses import replace as dc_replace
 
     from ocvis.errors import OcvisError
-    from ocvis.methods import get_method
-    from ocvis.methods.base import FeatureMethod, config_from_dict
+    from ocvis.experiment import stored_config
+    from ocvis.methods.base import FeatureMethod
     from ocvis.metrics import evaluate
 
     done = 0
@@ -431,10 +431,9 @@ def rescore_table(path: Path, store, progress: Callable[[str], None] | None = No
             except OcvisError as exc:
                 log.warning("rescore: run %s unreadable: %s", rid, exc)
                 continue
-            cls = get_method(r["method"])
+            cls, cfg = stored_config(meta)
             if not issubclass(cls, FeatureMethod) or "train_latent" not in arr:
                 continue
-            cfg = config_from_dict(cls.Config, meta.get("config") or {})
             cfg = dc_replace(cfg, **{k: v for k, v in detector_settings.items()
                                      if hasattr(cfg, k)})
             m = cls(cfg)

@@ -275,21 +275,33 @@ def run_split(task_cfg: dict, preset: str = "cpu", overrides: dict | None = None
                 hooks=hooks, run_id=run_id)
 
 
-def load_run_method(store, run_id: str):
-    """Rebuild the fitted method of a stored run (weights loaded with weights_only=True).
+def stored_config(meta: dict, *, quiet: bool = False):
+    """The method class of a stored run and the config it was trained with.
 
-    The stored config is read tolerantly: settings this version does not know are dropped
-    with a warning, missing ones take their defaults (runs of older versions reload)."""
+    Read tolerantly: the stored ``config`` (very old runs without one: their preset and
+    overrides); settings added after the run was stored take what they meant then
+    (:attr:`Method.older_config`), other missing ones their default; settings this version
+    does not know are dropped (with a warning unless ``quiet``). One reading for every
+    consumer (reloading a model, re-scoring a table, grouping repetitions on Evaluate)."""
     from ocvis.methods import get_method
     from ocvis.methods.base import config_from_dict
 
+    cls = get_method(str(meta.get("method")))
+    cfg = dict(meta.get("config") or {})
+    if not cfg:
+        cfg = {**cls.presets.get(meta.get("preset", "cpu"), {}), **(meta.get("overrides") or {})}
+    cfg = {**cls.older_config, **cfg}
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", OcvisWarning)
+        return cls, config_from_dict(cls.Config, cfg)
+
+
+def load_run_method(store, run_id: str):
+    """Rebuild the fitted method of a stored run (weights loaded with weights_only=True),
+    with the config of :func:`stored_config`."""
     meta = store.read(run_id)
     if meta.get("status") != "done" or meta.get("kind", "experiment") != "experiment":
         raise OcvisError(f"run {run_id} has no finished model ({meta.get('status')})")
-    cls = get_method(str(meta.get("method")))
-    cfg = dict(meta.get("config") or {})
-    if not cfg:  # very old runs: the preset and the overrides
-        cfg = {**cls.presets.get(meta.get("preset", "cpu"), {}), **(meta.get("overrides") or {})}
-    cfg = {**cls.older_config, **cfg}  # what a setting added later meant for this run
-    m = cls(config_from_dict(cls.Config, cfg))
-    return m.load_state_dict(store.model_state(run_id))
+    cls, cfg = stored_config(meta)
+    return cls(cfg).load_state_dict(store.model_state(run_id))

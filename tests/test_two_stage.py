@@ -254,3 +254,26 @@ def test_runs_stored_before_bn_stats_reload_as_clean(tmp_path):
     del cfg["bn_stats"]
     store.update(rid, config=cfg)
     assert load_run_method(store, rid).config.bn_stats == "clean"
+
+
+def test_a_run_stored_before_bn_stats_is_a_repetition_of_a_clean_run():
+    """Evaluate groups repetitions by the config as :func:`stored_config` reads it: a run
+    stored without ``bn_stats`` (trained with the clean statistics) is the same setting as
+    a new ``bn_stats="clean"`` run and another setting than a ``"training"`` run; the seed
+    does not separate them."""
+    from ocvis.experiment import stored_config
+    from ocvis.methods import preset_values
+    from ocvis.ui.evaluate import setting_of
+
+    old = {k: v for k, v in preset_values("rotnet", "tiny").items() if k != "bn_stats"}
+
+    def meta(seed, **cfg):
+        return {"method": "rotnet", "preset": "tiny", "task": {"protocol": "one-class"},
+                "config": {**cfg, "seed": seed}}
+
+    assert stored_config(meta(0, **old))[1].bn_stats == "clean"
+    assert setting_of(meta(0, **old)) == setting_of(meta(1, **old, bn_stats="clean"))
+    assert setting_of(meta(0, **old)) != setting_of(meta(0, **old, bn_stats="training"))
+    # a very old run without a stored config: its preset and overrides
+    bare = {"method": "rotnet", "preset": "tiny", "overrides": {"epochs": 3}}
+    assert stored_config(bare)[1].epochs == 3

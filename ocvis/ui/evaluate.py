@@ -133,12 +133,22 @@ _NOT_SETTINGS = ("seed", "device")  # what may differ between runs averaged in o
 
 def setting_of(meta: dict) -> tuple:
     """What makes two runs repetitions of one experiment (they may differ only in the seed):
-    method, preset, protocol, training-set size and every option of the method's config
-    (``overrides`` for runs stored before the config was)."""
+    method, preset, protocol, training-set size and every option of the method's config as
+    :func:`~ocvis.experiment.stored_config` reads it (so a run stored before a setting
+    existed groups with a new run that sets it to what it meant then). Runs of a method
+    this version does not know compare their raw stored config."""
+    from dataclasses import asdict
+
+    from ocvis.experiment import stored_config
+
     t = task_of(meta)
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else \
-        (meta.get("overrides") if isinstance(meta.get("overrides"), dict) else {})
-    opts = tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in _NOT_SETTINGS))
+    try:
+        cfg = asdict(stored_config(meta, quiet=True)[1])
+    except (OcvisError, TypeError, ValueError):
+        cfg = meta.get("config") if isinstance(meta.get("config"), dict) else \
+            (meta.get("overrides") if isinstance(meta.get("overrides"), dict) else {})
+    opts = tuple(sorted((k, repr(v)) for k, v in cfg.items()
+                        if k not in _NOT_SETTINGS and k != "config_version"))
     return (meta.get("method"), meta.get("preset"), t.get("protocol", "one-class"),
             t.get("n_train"), opts)
 
