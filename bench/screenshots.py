@@ -9,6 +9,9 @@
 * ``explain:RUN_ID[:N[:PREFIX]]``: the Explain page of a stored run (``$OCVIS_RUNS_DIR``,
   e.g. a bench row's run) for its N (default 1) most normal and N most anomalous test images
   (two screenshots, ``PREFIX_normal.png`` and ``PREFIX_anomalous.png``, default ``explain``).
+* ``train-options:METHOD``: the Train page (digits 0) with METHOD chosen and its
+  hyperparameter form open (every option of the method's config, e.g. two-stage's
+  ``bn_stats``); ``train_options_METHOD.png``.
 * ``evaluate:RUN_ID:SCORE``: the Evaluate page of a stored run with one of its scores chosen
   (the caption under the Score box says what that score is); ``evaluate_SCORE.png``.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 from browser_utils import browser, sidebar_link, streamlit_server, wait_for_app  # noqa: E402
 
 
@@ -101,6 +105,19 @@ def evaluate_run(page, server, out: Path, run_id: str, score: str) -> None:
     page.screenshot(path=str(out / f"evaluate_{score}.png"), full_page=True)
 
 
+def train_options(page, server, out: Path, method: str) -> None:
+    from ocvis.methods import get_method
+
+    _open(page, server, "Train", "Train")
+    page.get_by_role("combobox", name="Method").click()
+    page.get_by_role("option", name=get_method(method).title, exact=True).first.click()
+    wait_for_app(page)
+    page.get_by_text("Hyperparameters (paper defaults)").first.click()
+    wait_for_app(page)
+    time.sleep(1)  # a screenshot, not a test: let the expander open
+    page.screenshot(path=str(out / f"train_options_{method}.png"), full_page=True)
+
+
 def _stored_runs_scene(name: str, out: Path) -> None:
     import os
 
@@ -136,7 +153,12 @@ def main(argv: list[str]) -> int:
             _stored_runs_scene(name, out)
             print(f"{name}: done", flush=True)
             continue
-        task, fn = SCENES[name]
+        if name.startswith("train-options:"):
+            method = name.split(":", 1)[1]
+            task, fn = {"dataset": "digits", "normal": [0]}, \
+                (lambda page, server, out, m=method: train_options(page, server, out, m))
+        else:
+            task, fn = SCENES[name]
         with tempfile.TemporaryDirectory() as tmp:
             runs = Path(tmp) / "runs"
             runs.mkdir()
