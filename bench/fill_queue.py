@@ -157,6 +157,13 @@ def plan() -> list[dict]:
     for c in range(3):
         u.append(unit("two-stage", "cifar10_two_stage", "cifar10", c, "contrastive,dae",
                       n_train=0))
+    # what a point costs above the `cpu` preset with the statistics of training (the 80
+    # target): Contrastive-DA at twice its 10 epochs on the calibration classes (the
+    # `cifar10_two_stage_epochs` rows are of the old statistics: airplane +1.49 for 18.6 CPU
+    # minutes on the session-9 machine)
+    for c in (0, 3):
+        u.append(unit("two-stage", "cifar10_two_stage_budget", "cifar10", c, "contrastive-da",
+                      n_train=0, settings="epochs=20"))
     # probes of the two CIFAR-10 tables still untried at the `cpu` preset (CLAD's THG
     # scenario, E3Outlier's class 0), before hours go into them: seed 0 / class 0 first,
     # the full units later skip these rows
