@@ -152,18 +152,39 @@ def test_autocast_runs_the_forward_in_mixed_precision():
     assert seen == [torch.float32]
 
 
-def test_mixed_precision_only_on_cuda_for_safe_methods(monkeypatch):
+def test_mixed_precision_where_native_for_safe_methods(monkeypatch):
+    """``mixed_precision``: ``auto`` trains in bfloat16 where the device computes it
+    natively (CUDA with bf16; a CPU with AVX512-BF16 / AMX), ``bf16`` always, ``off`` never;
+    the distance-based methods never (they have no such setting); ``OCVIS_AMP=0`` wins."""
+    import ocvis.methods.deep as deep
     from ocvis.methods import make_method
 
-    for name in ("rotnet", "e3outlier", "ics", "deep-svdd", "clad"):
-        assert make_method(name, "tiny").autocast_dtype() is None  # CPU: float32
-    cuda = torch.device("cuda")
+    for native in (False, True):
+        monkeypatch.setattr(deep, "native_bf16", lambda dev, native=native: native)
+        for name, safe in (("rotnet", True), ("contrastive-da", True), ("dae", True),
+                           ("e3outlier", True), ("ics", False), ("cls", False),
+                           ("deep-svdd", False), ("clad", False)):
+            m = make_method(name, "tiny")
+            assert hasattr(m.config, "mixed_precision") == safe, name
+            assert m.autocast_dtype() == (torch.bfloat16 if safe and native else None), name
+            if safe:
+                for mode, want in (("bf16", torch.bfloat16), ("off", None)):
+                    assert make_method(name, "tiny", mixed_precision=mode) \
+                        .autocast_dtype() == want, (name, mode)
+            monkeypatch.setenv("OCVIS_AMP", "0")
+            assert make_method(name, "tiny", **({"mixed_precision": "bf16"} if safe else {})) \
+                .autocast_dtype() is None
+            monkeypatch.delenv("OCVIS_AMP")
+
+
+def test_native_bf16_reads_the_device(monkeypatch):
+    from ocvis.methods.deep import native_bf16
+
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    for name, safe in (("rotnet", True), ("contrastive-da", True), ("e3outlier", True),
-                       ("ics", False), ("cls", False), ("deep-svdd", False), ("clad", False)):
-        m = make_method(name, "tiny")
-        monkeypatch.setattr(type(m), "device_", property(lambda self: cuda))
-        assert m.autocast_dtype() == (torch.bfloat16 if safe else None), name
-        monkeypatch.setenv("OCVIS_AMP", "0")
-        assert m.autocast_dtype() is None
-        monkeypatch.delenv("OCVIS_AMP")
+    assert native_bf16(torch.device("cuda"))
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not native_bf16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert native_bf16(torch.device("cpu"))
+    assert not native_bf16(torch.device("mps"))

@@ -256,6 +256,21 @@ def test_runs_stored_before_bn_stats_reload_as_clean(tmp_path):
     assert load_run_method(store, rid).config.bn_stats == "clean"
 
 
+def test_contrastive_loss_is_float32_under_autocast():
+    """Under bfloat16 autocast (a training step's) the similarities are still computed in
+    float32: the loss equals the float32 one."""
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(16, 32, generator=g), torch.randn(16, 32, generator=g)
+    for kind in ("one-way", "nt-xent"):
+        plain = contrastive_loss(z1, z2, 0.2, kind)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = contrastive_loss(z1.bfloat16(), z2.bfloat16(), 0.2, kind)
+            rounded = contrastive_loss(z1.bfloat16().float(), z2.bfloat16().float(), 0.2, kind)
+        assert mixed.dtype == torch.float32
+        assert float(mixed) == pytest.approx(float(rounded), abs=1e-6)  # no rounding inside
+        assert float(mixed) == pytest.approx(float(plain), rel=2e-2)
+
+
 def test_a_run_stored_before_bn_stats_is_a_repetition_of_a_clean_run():
     """Evaluate groups repetitions by the config as :func:`stored_config` reads it: a run
     stored without ``bn_stats`` (trained with the clean statistics) is the same setting as

@@ -44,6 +44,27 @@ class DeepConfig(BaseConfig):
                          choices=("auto", "cpu", "cuda", "mps"))
 
 
+@dataclass
+class MixedPrecisionConfig(DeepConfig):
+    """The training settings of a method whose losses tolerate bfloat16 (``amp_safe``)."""
+
+    mixed_precision: str = option(
+        "auto", "bfloat16 autocast of the training steps: auto = where the device computes "
+                "bfloat16 natively (CUDA; CPUs with AVX512-BF16 or AMX), bf16 = always, "
+                "off = float32; scoring is float32 either way", choices=("auto", "bf16", "off"))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (so autocast is faster, not slower)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        return any(bool(getattr(cpu, f, lambda: False)()) for f in
+                   ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
 NetFactory = Callable[..., nn.Module]
 
 
@@ -51,7 +72,8 @@ class DeepMethod(Method):
     """A method with trained networks (see the module docstring)."""
 
     deep: ClassVar[bool] = True
-    #: train in bfloat16 mixed precision on CUDA (see :meth:`autocast_dtype`)
+    #: may train in bfloat16 mixed precision (see :meth:`autocast_dtype`; its Config
+    #: derives from :class:`MixedPrecisionConfig`)
     amp_safe: ClassVar[bool] = False
     Config: ClassVar[type] = DeepConfig
     #: network kind -> constructor; ``build(name, kind, **args)`` looks kinds up here
@@ -120,15 +142,19 @@ class DeepMethod(Method):
                           autocast=self.autocast_dtype())
 
     def autocast_dtype(self) -> torch.dtype | None:
-        """bfloat16 mixed precision for training on a CUDA GPU that supports it, for methods
-        whose losses tolerate it (``amp_safe``: classification and contrastive losses);
-        None (float32) on CPU / MPS, for the distance-based losses of ICS, CLS, Deep SVDD
-        and CLAD (terms of 1e-8 that bfloat16's 8 mantissa bits would erase) and when
-        ``OCVIS_AMP=0``. Scores, detectors and explanations are always float32 / float64."""
+        """bfloat16 mixed precision for training, for methods whose losses tolerate it
+        (``amp_safe``: classification and contrastive losses; their config has
+        ``mixed_precision``): ``auto`` where the device computes bfloat16 natively (a CUDA
+        GPU that supports it; a CPU with AVX512-BF16 or AMX, where it halves the step time
+        of the two-stage ResNets, bench/NOTES.md), ``bf16`` always, ``off`` never. None
+        (float32) for the distance-based losses of ICS, CLS, Deep SVDD and CLAD (terms of
+        1e-8 that bfloat16's 8 mantissa bits would erase) and when ``OCVIS_AMP=0``. Scores,
+        detectors and explanations are always float32 / float64."""
         dev = getattr(self, "device_", None)
-        if (not self.amp_safe or dev is None or dev.type != "cuda"
+        mode = getattr(self.config, "mixed_precision", "off")
+        if (not self.amp_safe or dev is None or mode == "off"
                 or os.environ.get("OCVIS_AMP", "1") == "0"
-                or not torch.cuda.is_bf16_supported()):
+                or (mode == "auto" and not native_bf16(dev))):
             return None
         return torch.bfloat16
 

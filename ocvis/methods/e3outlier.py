@@ -38,7 +38,7 @@ from torch import nn
 
 from ocvis.errors import DataError
 from ocvis.methods.base import option
-from ocvis.methods.deep import DeepConfig, DeepMethod
+from ocvis.methods.deep import DeepMethod, MixedPrecisionConfig
 from ocvis.nets.wrn import WideResNet
 from ocvis.surrogate_ops import SUBSETS, apply_op, apply_ops, operation_set
 from ocvis.train import Hooks
@@ -48,7 +48,7 @@ PAPER = ("Wang et al. 2019, Effective End-to-end Unsupervised Outlier Detection 
 
 
 @dataclass
-class E3Config(DeepConfig):
+class E3Config(MixedPrecisionConfig):
     ops: str = option("all", "surrogate operations: ra (72), ra+ia (88), all (111)",
                       choices=SUBSETS)
     ops_per_image: int = option(0, "random operations per image and epoch (0 = all K)",
