@@ -56,10 +56,10 @@ Choices (where the paper or its code leave room; all configurable):
   on cat.
 * Precision (``mixed_precision``, :meth:`DeepMethod.autocast_dtype`): training steps run
   under bfloat16 autocast where the device computes it natively (``auto``: CUDA, CPUs with
-  AVX512-BF16 / AMX), about halving a step on such a CPU (``cpu`` preset, one core: RotNet
-  2.47 -> 1.22 s, Contrastive-DA 0.58 -> 0.34 s per step); the contrastive similarities,
-  the losses, the weights and all scoring stay float32. Rows of the CIFAR-10 tables trained
-  both ways are compared in bench/NOTES.md (session 13).
+  AVX512-BF16 / AMX), about halving a step on such a CPU (``cpu`` preset, one core,
+  ``bench/amp_speed.py``: RotNet 2.08 -> 1.05 s, Contrastive-DA 0.46 -> 0.26 s per step);
+  the contrastive similarities, the losses, the weights and all scoring stay float32. Rows
+  of the CIFAR-10 tables trained both ways are compared in bench/NOTES.md (session 13).
 * The collapse check (the authors' code has a reported seed that collapses to AUROC 50): a
   representation whose normalised features have a per-dimension standard deviation below
   1e-4 is flagged in the run (``info.representation``) and in bench rows.
