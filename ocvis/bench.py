@@ -13,6 +13,7 @@ import functools
 import io
 import logging
 import math
+import sys
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 BENCH_COLUMNS = ["dataset", "protocol", "method", "normal_class", "class_name", "seed", "preset", "n_train",
                  "score", "auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                  "detector_ok", "outlier_frac", "detector_problem", "train_seconds",
-                 "cpu_seconds", "pretrain_reused", "device", "threads", "overrides", "run_id",
-                 "finished", "error"]
+                 "cpu_seconds", "peak_rss_mib", "pretrain_reused", "device", "threads",
+                 "overrides", "run_id", "finished", "error"]
 MEAN_COLUMNS = ("auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                 "train_seconds", "cpu_seconds")
 SCORE_PREFIX = "auroc_"  # one extra column per further score of a run: auroc_<score>
@@ -265,18 +266,51 @@ def task_config(dataset: str, protocol: str, c, seed: int, n_train, ratio: float
     return task
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window for this process (Linux: writing 5 to
+    ``/proc/self/clear_refs`` resets VmHWM to the current RSS); False where that is not
+    possible, and :func:`peak_rss_mib` then reports the process's peak since it started."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float | None:
+    """The process's peak resident memory (MiB) since :func:`reset_peak_rss` or its start:
+    VmHWM on Linux, ``ru_maxrss`` elsewhere (KiB on Linux, bytes on macOS); None if neither."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
+
+
 def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int | None = 4000,
               overrides: dict | None = None, store=None, protocol: str = "one-class",
               ratio: float = 10.0) -> dict:
-    """Run one (method, class, seed) and return its table row (strings)."""
+    """Run one (method, class, seed) and return its table row (strings). ``peak_rss_mib`` is
+    the process's peak resident memory while the row ran (data, model, training, scoring;
+    on a system without a resettable peak, the process's peak so far)."""
     from ocvis.data import load_dataset
 
     ov = row_settings(meth, overrides)
     log.info("bench: %s %s class %s seed %s", meth, dataset, c, seed)
+    reset_peak_rss()
     c0 = time.process_time()
     meta = run_experiment(task_config(dataset, protocol, c, seed, n_train, ratio), meth, preset,
                           ov, store=store)
     cpu = time.process_time() - c0
+    peak = peak_rss_mib()
     mt = meta["metrics"]
     primary = meta.get("primary_score") or ""
     more = {f"{SCORE_PREFIX}{k}": _pct(v.get("auroc"))
@@ -290,6 +324,7 @@ def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int |
            **paper_columns(meth, dataset, c, protocol),
            **detector_columns(meta.get("info")),
            "train_seconds": f"{meta['fit_seconds']:.1f}", "cpu_seconds": f"{cpu:.0f}",
+           "peak_rss_mib": "" if peak is None else f"{peak:.0f}",
            "pretrain_reused": int(meta.get("pretrain_reused", False)),
            "device": meta["device"], "threads": meta.get("threads", ""),
            "overrides": overrides_text(ov), "run_id": meta.get("id") or "",

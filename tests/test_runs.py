@@ -144,6 +144,7 @@ def test_cli_run_and_bench(tmp_path):
     ids = {r["run_id"] for r in rows if r["normal_class"] != "mean"}
     assert len(ids) == 4 and ids <= {r["id"] for r in RunStore(tmp_path / "runs").list()}
     assert {r["detector_ok"] for r in rows if r["normal_class"] != "mean"} == {"1"}
+    assert all(float(r["peak_rss_mib"]) > 10 for r in rows if r["normal_class"] != "mean")
     subprocess.run([sys.executable, "-m", "ocvis", "bench", "--methods", "pca",
                     "--dataset", "digits", "--classes", "2", "--out-dir", str(tmp_path),
                     "--name", "t", "--no-store"], cwd=ROOT, env=env, check=True,
@@ -163,6 +164,24 @@ def test_cli_run_and_bench(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown dataset" in bad.stderr
     del res
+
+
+def test_peak_rss_window_of_a_bench_row():
+    """A row's ``peak_rss_mib`` is the peak while it ran: an allocation inside the window
+    raises it, and a new window starts from the memory resident now, not the old peak."""
+    import numpy as np
+
+    from ocvis.bench import peak_rss_mib, reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("this system cannot reset the peak RSS")
+    low = peak_rss_mib()
+    a = np.ones(256 * 2 ** 20 // 8)  # 256 MiB, every page written
+    high = peak_rss_mib()
+    del a
+    assert high >= low + 200
+    reset_peak_rss()
+    assert peak_rss_mib() < high - 200
 
 
 def test_two_bench_processes_fill_one_table(tmp_path):
