@@ -157,6 +157,10 @@ def plan() -> list[dict]:
             # whether that is the precision or the spread of one trajectory
             u.append(unit("two-stage", "cifar10_two_stage_seeds", "cifar10", 0, "rotnet",
                           seeds="1,2", n_train=0))
+            # and float32 at seed 1 (its seed-0 row is in cifar10_two_stage_fp32, run
+            # before `mixed_precision` existed, so without the setting in its key)
+            u.append(unit("two-stage", "cifar10_two_stage_fp32", "cifar10", 0, "rotnet",
+                          seeds="1", n_train=0, settings="mixed_precision=off"))
     for c in range(10):
         u.append(unit("two-stage", "fashion-mnist_two_stage", "fashion-mnist", c,
                       "contrastive-da", n_train=0))
