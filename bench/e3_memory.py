@@ -9,13 +9,12 @@ outliers: 6,667 images), fits E3Outlier with the paper's operation set (111) and
 transformed views are made per batch (at most ``score_views`` = 1,024 per forward pass), so
 memory does not grow with N x K. ``--images`` subsamples the contaminated set to keep the run
 short on a CPU (the peak comes from a batch, not from N); 0 = all 6,667 (about an hour of
-CPU). Reports the process's peak RSS (``ru_maxrss``) after loading, after fit, after
-scoring, next to what materialising the N x K views would take.
+CPU). Reports the process's peak RSS (``ocvis.memory.peak_rss_mib``) after loading, after
+fit, after scoring, next to what materialising the N x K views would take.
 """
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from dataclasses import replace
@@ -25,16 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--widen", type=int, default=4)
     args = ap.parse_args(argv)
     from ocvis.bench import append_result
+    from ocvis.memory import peak_rss_mib
     from ocvis.data import make_task
     from ocvis.methods import make_method
 
@@ -45,12 +41,12 @@ def main(argv=None) -> int:
         k = args.images
         task = replace(task, x_train=task.x_train[:k], x_test=task.x_train[:k],
                        y_test=task.y_test[:k], y_train_hidden=task.y_train_hidden[:k])
-    after_load = rss_mib()
+    after_load = peak_rss_mib()
     m = make_method("e3outlier", "paper", epochs=1, ops_per_image=1, widen=args.widen)
     m.fit(task)
-    after_fit = rss_mib()
+    after_fit = peak_rss_mib()
     s = m.scores(task.x_test)
-    after_score = rss_mib()
+    after_score = peak_rss_mib()
     n = len(task.x_train)
     views_gib = n_full * 111 * 3 * 32 * 32 * 4 / 2 ** 30
     row = {"images": n, "contaminated_set": n_full, "operations": 111,

@@ -13,7 +13,6 @@ import functools
 import io
 import logging
 import math
-import sys
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from ocvis.errors import DataError
 from ocvis.experiment import run_experiment
+from ocvis.memory import peak_rss_mib, reset_peak_rss
 
 log = logging.getLogger(__name__)
 BENCH_COLUMNS = ["dataset", "protocol", "method", "normal_class", "class_name", "seed", "preset", "n_train",
@@ -264,35 +264,6 @@ def task_config(dataset: str, protocol: str, c, seed: int, n_train, ratio: float
     if protocol == "unsupervised":
         task["ratio"] = ratio
     return task
-
-
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS window for this process (Linux: writing 5 to
-    ``/proc/self/clear_refs`` resets VmHWM to the current RSS); False where that is not
-    possible, and :func:`peak_rss_mib` then reports the process's peak since it started."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mib() -> float | None:
-    """The process's peak resident memory (MiB) since :func:`reset_peak_rss` or its start:
-    VmHWM on Linux, ``ru_maxrss`` elsewhere (KiB on Linux, bytes on macOS); None if neither."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
 
 
 def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int | None = 4000,

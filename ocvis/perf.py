@@ -362,14 +362,14 @@ def bench_umap(quick: bool) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- dashboard
-# VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork + exec, so a child of
-# this (large) process would report the parent's peak
+# the child's own peak (ocvis.memory: VmHWM, not the ru_maxrss a child inherits from this
+# large process)
 _RSS_CHILD = """
 from ocvis.data import load_dataset
+from ocvis.memory import peak_rss_mib
 ds = load_dataset('cifar10')
 x = ds.x_train
-hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
-print(hwm / 1024, x.nbytes / 2**20, ds.source)
+print(peak_rss_mib(), x.nbytes / 2**20, ds.source)
 """
 
 

@@ -171,7 +171,7 @@ def test_peak_rss_window_of_a_bench_row():
     raises it, and a new window starts from the memory resident now, not the old peak."""
     import numpy as np
 
-    from ocvis.bench import peak_rss_mib, reset_peak_rss
+    from ocvis.memory import peak_rss_mib, reset_peak_rss
 
     if not reset_peak_rss():
         pytest.skip("this system cannot reset the peak RSS")
