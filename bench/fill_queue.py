@@ -188,6 +188,10 @@ def plan() -> list[dict]:
                           seeds="0,1,2", protocol="latent-multiclass"))
     for c in range(10):
         u.append(unit("clad", "cifar10_clad_cpu", "cifar10", c, "clad"))
+    # issue 17: the peak memory of a CIFAR-10 run with all K = 111 operations, on the whole
+    # contaminated set (6,667 images; the 500-image row of session 4 argued from a batch)
+    u.append({"group": "e3", "table": "e3_memory", "script": ["bench/e3_memory.py",
+              "--images", "0"], "done_if": {"images": "6667"}, "settings": "", "extra": []})
     # issue 17: E3Outlier at 10 % outliers (all classes), 20 % on CIFAR-10, seeds
     for ds in ("mnist", "fashion-mnist", "cifar10"):
         for c in range(10):
@@ -204,17 +208,27 @@ def plan() -> list[dict]:
 
 
 def command(x: dict) -> list[str]:
+    if "script" in x:  # a bench script that appends its own row to ``table``
+        return [PY, *x["script"]]
     return [PY, "-m", "ocvis", "bench", "--methods", x["methods"], "--dataset", x["dataset"],
             "--classes", x["classes"], "--seeds", x["seeds"], "--preset", x["preset"],
             "--protocol", x["protocol"], "--n-train", str(x["n_train"]), "--name", x["table"],
             *x["extra"]]
 
 
+def describe(x: dict) -> str:
+    return " ".join(x["script"] if "script" in x else command(x)[3:])
+
+
 def done(x: dict) -> bool:
-    """All rows of the unit are in its table (protocol and settings as the unit's)."""
+    """All rows of the unit are in its table (protocol and settings as the unit's); a script
+    unit: a row of its table matches its ``done_if`` columns."""
     path = RESULTS / f"{x['table']}.csv"
     if not path.exists():
         return False
+    if "script" in x:
+        return any(all(r.get(k) == v for k, v in x["done_if"].items())
+                   for r in csv.DictReader(path.open()))
     ratio = x["extra"][1] if "--ratio" in x["extra"] else None
     proto = f"unsupervised-{float(ratio):g}" if x["protocol"] == "unsupervised" else x["protocol"]
     def bare(s: str) -> str:  # a table writes tuple settings as "a, b", a unit as "a,b"
@@ -231,7 +245,7 @@ def cpu_estimate(x: dict, by_method: dict[str, list[float]]) -> float | None:
     """A unit's CPU seconds from the done rows of its methods (mean per row, same dataset
     where there are such rows) times its rows; None when a method has no row yet or the
     unit changes a setting (an epochs change would scale the cost)."""
-    if x.get("settings"):
+    if x.get("settings") or "script" in x:
         return None
     total = 0.0
     for m in x["methods"].split(","):
@@ -275,13 +289,13 @@ def main(argv=None) -> int:
         secs, unknown, total = done_cpu_seconds(), 0, 0.0
         for x in units:
             if done(x):
-                print("done " + " ".join(command(x)[3:]))
+                print("done " + describe(x))
                 continue
             est = cpu_estimate(x, secs)
             total += est or 0.0
             unknown += est is None
             print(f"todo {'~%4.0f CPU min' % (est / 60) if est else '    ? CPU min'}  "
-                  + " ".join(command(x)[3:]))
+                  + describe(x))
         print(f"todo: ~{total / 3600:.1f} CPU hours ({total / 3600 / args.lanes:.1f} h on "
               f"{args.lanes} lanes) + {unknown} unit(s) with no estimate")
         return 0
@@ -298,12 +312,12 @@ def main(argv=None) -> int:
                     return
                 x = todo.pop(0)
             t0 = time.time()
-            log.write(f"== {time.strftime('%H:%M')} {' '.join(command(x)[3:])}\n")
+            log.write(f"== {time.strftime('%H:%M')} {describe(x)}\n")
             log.flush()
             rc = subprocess.call(["nice", "-n", "10", *command(x)], cwd=ROOT, env=env,
                                  stdout=log, stderr=subprocess.STDOUT)
-            print(f"lane {i}: {x['table']} {x['methods']} class {x['classes']} seeds "
-                  f"{x['seeds']}: rc {rc}, {time.time() - t0:.0f} s", flush=True)
+            print(f"lane {i}: {x['table']} {describe(x)}: rc {rc}, {time.time() - t0:.0f} s",
+                  flush=True)
 
     n_todo, start = len(todo), time.time()
     threads = [threading.Thread(target=lane, args=(i,)) for i in range(args.lanes)]
