@@ -191,7 +191,7 @@ def plan() -> list[dict]:
     # issue 17: the peak memory of a CIFAR-10 run with all K = 111 operations, on the whole
     # contaminated set (6,667 images; the 500-image row of 2026-11-29 argued from a batch)
     u.append({"group": "e3", "table": "e3_memory", "script": ["bench/e3_memory.py",
-              "--images", "0"], "done_if": {"images": "6667"}, "settings": "", "extra": []})
+              "--images", "0"], "done_if": {"images": "6667"}})
     # issue 17: E3Outlier at 10 % outliers (all classes), 20 % on CIFAR-10, seeds
     for ds in ("mnist", "fashion-mnist", "cifar10"):
         for c in range(10):
