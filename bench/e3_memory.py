@@ -6,7 +6,7 @@
 Loads the whole CIFAR-10 dataset and builds the unsupervised task (inlier class 0, 10 %
 outliers: 6,667 images), fits E3Outlier with the paper's operation set (111) and network
 (WRN-10-4), one epoch with one operation per image, and scores with every operation: the
-transformed views are made per batch (at most ``score_views`` = 1,024 per forward pass), so
+transformed views are made per batch (at most ``score_views`` per forward pass), so
 memory does not grow with N x K. ``--images`` subsamples the contaminated set to keep the run
 short on a CPU (the peak comes from a batch, not from N); 0 = all 6,667 (about an hour of
 CPU). Reports the process's peak RSS (``ocvis.memory.peak_rss_mib``) after loading, after

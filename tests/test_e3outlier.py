@@ -89,6 +89,13 @@ def test_fit_on_digits_beats_random(task):
     assert evaluate(s["ne"], task.y_test)["auroc"] > 0.6
     fresh = m.scores(task.x_test.clone())  # another tensor: computed again, same values
     assert np.allclose(fresh["ne"], s["ne"])
+    assert m._score_views() == 64  # the CPU default (the tests run on a CPU)
+    for views in (1, 1024):  # one view of every image a pass, every operation in one pass
+        m.config.score_views = views
+        other = m._op_scores(task.x_test.clone())
+        for name in ("ne", "pl", "mp"):
+            assert np.allclose(other[name], s[name], rtol=0, atol=1e-5), name  # float32 net
+    m.config.score_views = 0
     from ocvis.explain import Explainer
 
     res = Explainer(m, "ne").explain(task.x_test[:2], n_steps=4)
