@@ -82,6 +82,7 @@ def score_columns(rows: list[dict]) -> list[str]:
 
 def write_table(path: Path, rows: list[dict]) -> None:
     """Rows + one mean row per (dataset, method, preset, overrides); atomically replaced.
+    The mean row is class-balanced: the mean over classes of each class's mean over seeds.
     Runs with several scores (e.g. a two-stage run's KDE, OC-SVM, GDE and rotation scores)
     add one ``auroc_<score>`` column per further score."""
     from ocvis.methods import table_order
@@ -94,11 +95,23 @@ def write_table(path: Path, rows: list[dict]) -> None:
                            r.get("overrides") or ""), []).append(r)
     means = []
     for (ds, proto, meth, preset, ov), rs in groups.items():
+        by_class: dict[str, list[dict]] = {}
+        for r in rs:
+            by_class.setdefault(str(r["normal_class"]), []).append(r)
+
         def mean(col):
-            vals = [v for v in (_float(r.get(col)) for r in rs) if v is not None]
-            return f"{np.mean(vals):.2f}" if vals else ""
+            # class-balanced: each class's seeds are averaged first, so a table with extra
+            # seeds on some classes still has the mean over its classes (not over its rows)
+            per_class = []
+            for crs in by_class.values():
+                vals = [v for v in (_float(r.get(col)) for r in crs) if v is not None]
+                if vals:
+                    per_class.append(np.mean(vals))
+            return f"{np.mean(per_class):.2f}" if per_class else ""
+        label = (f"{len(rs)} rows" if len(by_class) == len(rs)
+                 else f"{len(by_class)} classes, {len(rs)} rows")
         means.append({"dataset": ds, "protocol": proto, "method": meth, "normal_class": "mean",
-                      "class_name": f"{len(rs)} rows", "preset": preset, "overrides": ov,
+                      "class_name": label, "preset": preset, "overrides": ov,
                       "score": rs[0].get("score", ""),
                       **{c: mean(c) for c in (*MEAN_COLUMNS, *extra)}})
     rows = sorted(rows, key=lambda r: (r["dataset"], protocol_of(r), table_order(r["method"]),

@@ -222,3 +222,19 @@ def test_bench_keeps_rows_of_another_training_size_apart(tmp_path):
             bench(["pca"], "digits", [0], [0], "cpu", out, n_train=other, store=store)
     bench(["pca"], "digits", [0], [0], "cpu", out, n_train=100, store=store)  # done: skipped
     assert len(store.list()) == 1
+
+
+def test_table_mean_row_is_the_mean_over_classes_not_rows(tmp_path):
+    """A class with three seeds weighs as much in the mean row as a class with one."""
+    from ocvis.bench import write_table
+
+    def row(c, seed, auroc):
+        return {"dataset": "digits", "protocol": "one-class", "method": "pca",
+                "normal_class": str(c), "class_name": str(c), "seed": str(seed),
+                "preset": "cpu", "overrides": "", "score": "", "auroc": str(auroc)}
+
+    out = tmp_path / "t.csv"
+    write_table(out, [row(0, 0, 90.0), row(0, 1, 80.0), row(0, 2, 70.0), row(1, 0, 50.0)])
+    (m,) = [r for r in csv.DictReader(out.open()) if r["normal_class"] == "mean"]
+    assert float(m["auroc"]) == pytest.approx((80.0 + 50.0) / 2)  # not (90+80+70+50)/4
+    assert m["class_name"] == "2 classes, 4 rows"
