@@ -17,7 +17,7 @@ from ocvis.nets.clad_net import soft_assignment, target_distribution
 FIT = {"pretrain_epochs": 1, "dec_epochs": 10, "epochs": 1, "clusters": 5, "kmeans_init": 5,
        "classifier_width": 0.25}
 QUICK = {"min_steps": 0, "pretrain_epochs": 2, "dec_epochs": 3, "epochs": 1, "clusters": 4,
-         "kmeans_init": 2, "ae_batch_size": 128}
+         "kmeans_init": 2, "ae_batch_size": 128, "dec_max_share": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,37 @@ def test_dec_stopping_rule(cur):
     never = make_method("clad", "tiny", **{**QUICK, "dec_tol": 0.0}).fit(cur)
     dec = never.fit_info()["dec"]
     assert dec["epochs_run"] == 3 and not dec["stopped_by_rule"]
+
+
+def test_collapse_guard_keeps_the_last_epoch_under_the_share():
+    from ocvis.methods.clad import _CollapseGuard, largest_share
+
+    assert largest_share(torch.tensor([0, 0, 0, 1])) == 0.75
+    net = torch.nn.Linear(2, 2)
+    w0 = net.weight.detach().clone()
+    guard = _CollapseGuard(0.6, [net], torch.tensor([0, 0, 1, 1]))
+    with torch.no_grad():
+        net.weight.add_(1.0)  # an epoch that stays under the share is the one to keep
+    w1 = net.weight.detach().clone()
+    assert not guard.collapsed(torch.tensor([0, 1, 1, 2]))
+    with torch.no_grad():
+        net.weight.add_(1.0)  # then one that puts 3 of 4 images into one cluster
+    assert guard.collapsed(torch.tensor([1, 1, 1, 2])) and guard.fired
+    assert guard.restore().tolist() == [0, 1, 1, 2]
+    assert torch.equal(net.weight, w1) and not torch.equal(net.weight, w0)
+    off = _CollapseGuard(1.0, [net], torch.tensor([0, 1]))
+    assert not off.collapsed(torch.tensor([0, 0])) and not off.fired
+
+
+def test_dec_guard_in_a_fit_restores_nets_and_labels_together(cur):
+    """With a share no clustering of the digits meets, the guard fires after DEC's first
+    epoch and puts k-means' encoder and centres back: the kept pseudo-labels are what the
+    restored nets predict."""
+    m = make_method("clad", "tiny", **{**QUICK, "dec_max_share": 0.1}).fit(cur)
+    dec = m.fit_info()["dec"]
+    assert dec["stopped_by_guard"] and not dec["stopped_by_rule"] and dec["epochs_run"] == 1
+    assert len(dec["largest_share"]) == 1 and dec["largest_share"][0] > 0.1
+    assert np.array_equal(m.pseudo_labels(cur.x_train), m.train_pseudo_labels_)
 
 
 def test_collapsed_clusters_are_flagged(cur, monkeypatch):

@@ -28,6 +28,14 @@ Choices where the paper is silent or its code differs (``official_code_notes.md`
   its training as in the authors' code (``sample_latent``); k-means, DEC, pseudo-labels, the
   Latent page and prediction use the mean ``mu`` (deterministic; the code's sampling at
   prediction time makes the 0.1 % stopping rule noise-driven).
+* A collapse guard (``dec_max_share``, not in the paper or its code): when an epoch of DEC
+  ends with one cluster holding more than this share (default 0.9) of the training images,
+  DEC stops and the encoder, centres and pseudo-labels of the previous epoch (or of k-means)
+  are kept. A collapsed DEC leaves the classifier nothing to tell apart (its confidence is
+  then no normality score, ``fit_info`` flags it); session 20's CIFAR-10 THG run at the
+  ``cpu`` preset ended with 99.7 % of the images in one cluster and CLAD at AUROC 53.29
+  (paper 74.9). ``fit_info()["dec"]`` records the largest share after every epoch and
+  whether the guard fired; ``--set dec_max_share=1`` is the paper's DEC.
 * DEC's target P is recomputed on the whole training set at the start of every epoch
   (``dec_target="epoch"``, the original DEC updates it every T iterations); ``"batch"`` is the
   authors' per-mini-batch target.
@@ -81,6 +89,9 @@ class CLADConfig(DeepConfig):
                            log=True)
     dec_tol: float = option(0.001, "DEC stops when fewer than this share of labels change "
                                    "in an epoch", min=0.0, max=1.0)
+    dec_max_share: float = option(0.9, "DEC stops, and keeps its last epoch, before one "
+                                       "cluster holds more than this share of the images "
+                                       "(1 = never)", min=0.1, max=1.0)
     dec_target: str = option("epoch", "DEC target distribution: recomputed on the whole "
                                       "set every epoch, or per mini-batch (authors' code)",
                              choices=("epoch", "batch"))
@@ -106,6 +117,41 @@ CLAD_PRESETS = {
              "classifier": "resnet", "classifier_width": 0.125, "kmeans_init": 2,
              "clusters": 3},
 }
+
+
+def largest_share(labels) -> float:
+    """The share of the images in the largest cluster."""
+    labels = torch.as_tensor(labels)
+    return float(torch.bincount(labels).max()) / max(1, len(labels)) if len(labels) else 0.0
+
+
+class _CollapseGuard:
+    """Keeps the state (nets' weights, labels) of the last DEC epoch whose largest cluster
+    held at most ``max_share`` of the images; ``collapsed(labels)`` says whether the epoch
+    just ended went over (and otherwise makes it the one to keep), ``restore()`` puts the
+    kept weights back and returns the kept labels."""
+
+    def __init__(self, max_share: float, nets, labels) -> None:
+        self.max_share, self.nets, self.fired = float(max_share), tuple(nets), False
+        self._keep(labels)
+
+    def _keep(self, labels) -> None:
+        self.labels = torch.as_tensor(labels).clone()
+        self.states = [{k: v.detach().clone() for k, v in n.state_dict().items()}
+                       for n in self.nets]
+
+    def collapsed(self, labels) -> bool:
+        if self.max_share >= 1.0 or largest_share(labels) <= self.max_share:
+            if self.max_share < 1.0:
+                self._keep(labels)
+            return False
+        self.fired = True
+        return True
+
+    def restore(self):
+        for n, sd in zip(self.nets, self.states):
+            n.load_state_dict(sd)
+        return self.labels
 
 
 class _Classifier(nn.Module):
@@ -206,7 +252,9 @@ class CLAD(DeepMethod):
         assign = self.build("assign", "assign", k=c.clusters, dim=c.latent_dim)
         with torch.no_grad():
             assign.centres.copy_(torch.as_tensor(km.cluster_centers_, dtype=torch.float32))
-        state = {"labels": torch.as_tensor(km.labels_), "changed": [], "p": None}
+        state = {"labels": torch.as_tensor(km.labels_), "changed": [], "p": None,
+                 "shares": []}
+        guard = _CollapseGuard(c.dec_max_share, (enc, assign), state["labels"])
         self.kmeans_inertia_ = float(km.inertia_)
 
         def full_q():  # on the latent means, in eval mode; training mode restored after
@@ -237,7 +285,12 @@ class CLAD(DeepMethod):
             q = full_q()
             labels = q.argmax(1)
             changed = float((labels != state["labels"]).float().mean())
-            state["labels"], state["changed"] = labels, state["changed"] + [changed]
+            state["changed"].append(changed)
+            state["shares"].append(largest_share(labels))
+            if guard.collapsed(labels):  # back to the previous epoch's nets and labels
+                state["labels"] = guard.restore()
+                return True
+            state["labels"] = labels
             state["p"] = target_distribution(q)  # the next epoch's target
             return changed < c.dec_tol
 
@@ -251,6 +304,8 @@ class CLAD(DeepMethod):
                              until=until)
             self.dec_epochs_run_ = len(state["changed"])
         self.dec_changed_ = [round(v, 5) for v in state["changed"]]
+        self.dec_shares_ = [round(v, 5) for v in state["shares"]]
+        self.dec_guarded_ = guard.fired
         enc.eval()
         labels = state["labels"].numpy().astype(np.int64)
         self.train_pseudo_labels_ = labels
@@ -327,7 +382,10 @@ class CLAD(DeepMethod):
                              "kmeans_inertia": getattr(self, "kmeans_inertia_", None)},
                 "dec": {"epochs_run": getattr(self, "dec_epochs_run_", None),
                         "labels_changed": getattr(self, "dec_changed_", []),
+                        "largest_share": getattr(self, "dec_shares_", []),
+                        "stopped_by_guard": bool(getattr(self, "dec_guarded_", False)),
                         "stopped_by_rule": bool(getattr(self, "dec_changed_", [])
+                                                and not getattr(self, "dec_guarded_", False)
                                                 and self.dec_changed_[-1] < self.config.dec_tol)},
                 "classifier_train_accuracy": getattr(self, "classifier_train_acc_", None)}
 
@@ -366,6 +424,8 @@ class CLAD(DeepMethod):
         dec = info.get("dec") or {}
         self.dec_epochs_run_ = dec.get("epochs_run")
         self.dec_changed_ = dec.get("labels_changed", [])
+        self.dec_shares_ = dec.get("largest_share", [])
+        self.dec_guarded_ = bool(dec.get("stopped_by_guard", False))
         self.kmeans_inertia_ = (info.get("clusters") or {}).get("kmeans_inertia")
         self.classifier_train_acc_ = info.get("classifier_train_accuracy")
         self.fitted_ = True
