@@ -72,6 +72,28 @@ def test_deep_svdd_centre_and_bias_free(task):
     np.testing.assert_allclose(m2.score_samples(task.x_test[:10]), s, rtol=1e-5)
 
 
+def test_deep_svdd_collapse_check(task):
+    """A representation that maps every image onto c is flagged; a trained one is not, and
+    its bench row says so."""
+    from ocvis.bench import detector_columns
+    from ocvis.methods.deep_svdd import spread_check
+
+    c = torch.tensor([3.0, -4.0])  # |c| / sqrt(D) = 3.54
+    z0 = torch.tensor([[4.0, -4.0], [2.0, -4.0]])  # 1 away from c each
+    collapsed = spread_check(z0, c.repeat(5, 1) + 1e-6 * torch.randn(5, 2), c)
+    assert collapsed["collapsed"] and collapsed["rms_initial"] == pytest.approx(1.0)
+    assert collapsed["rms_final"] < 1e-5
+    spread = spread_check(z0, z0 * 0.5 + c * 0.5, c)  # halfway to c: shrunk, not collapsed
+    assert not spread["collapsed"] and spread["rms_final"] == pytest.approx(0.5)
+    m = make_method("deep-svdd", "tiny").fit(task)
+    info = m.fit_info()
+    assert not info["spread"]["collapsed"] and info["spread"]["rms_final"] > 0
+    assert detector_columns(info)["detector_ok"] == 1
+    m.spread_ = {**info["spread"], "collapsed": True, "per_dim_std_rel": 1e-6}
+    cols = detector_columns(m.fit_info())
+    assert cols["detector_ok"] == 0 and "collapsed" in cols["detector_problem"]
+
+
 def test_deep_svdd_gcn_preprocessing(task):
     from ocvis.methods.deep_svdd import gcn_l1
 

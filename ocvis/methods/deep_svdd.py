@@ -13,6 +13,10 @@ normal training images close to a centre ``c``:
   with ``R`` set to the (1 - nu) quantile of the distances after every epoch from
   ``warmup_epochs`` on (the authors' code);
 * score: normality = ``-||phi(x) - c||^2`` (soft-boundary: ``R^2 - ||phi(x) - c||^2``).
+* collapse check (``spread_check``, in ``fit_info`` and bench rows): the RMS distance to
+  ``c`` before and after training and the per-dimension spread of ``phi`` on the training
+  images; a spread under 1e-4 of a coordinate's typical size flags the run (the two-stage
+  methods' threshold, there on unit-norm features).
 
 ``c`` and ``R`` are registered buffers of a small module saved with the network, so a stored
 run restores exactly. No layer has a bias and batch norm has no affine parameters: with them
@@ -49,6 +53,20 @@ from ocvis.train import Hooks
 
 PAPER = "Ruff et al. 2018, Deep One-Class Classification (a baseline of the ICS papers)"
 EPS_C = 0.1  # authors' code: |c_i| >= eps
+COLLAPSE_REL = 1e-4  # per-dimension std of phi below this share of |c| / sqrt(D): collapsed
+
+
+def spread_check(z0: torch.Tensor, z1: torch.Tensor, c: torch.Tensor) -> dict:
+    """How far training ended from the hypersphere collapse (phi constant, every image at c):
+    the RMS distance to ``c`` of the training features at the initial forward pass ``z0``
+    and after training ``z1``, and the mean per-dimension std of ``z1`` relative to the
+    typical size of a coordinate of ``c`` (|c| / sqrt(D)); below ``COLLAPSE_REL`` the
+    representation is flagged as collapsed."""
+    z0, z1, c = z0.double(), z1.double(), c.double()
+    rel = float(z1.std(0).mean() / (c.norm() / np.sqrt(len(c))).clamp_min(1e-300))
+    return {"rms_initial": float(((z0 - c) ** 2).sum(1).mean().sqrt()),
+            "rms_final": float(((z1 - c) ** 2).sum(1).mean().sqrt()),
+            "per_dim_std_rel": rel, "collapsed": bool(rel < COLLAPSE_REL)}
 
 
 def gcn_l1(x: torch.Tensor) -> torch.Tensor:
@@ -208,6 +226,7 @@ class DeepSVDD(LatentState, DeepMethod):
                          optimizer=self.optimizer_for(phi.parameters()),
                          schedule="multistep", milestones=(c.lr_milestone,))
         ae.eval()
+        self.spread_ = spread_check(z, self.predict(phi, x), centre.c.detach().cpu())
         return None
 
     def _distance(self, x) -> torch.Tensor:
@@ -248,6 +267,13 @@ class DeepSVDD(LatentState, DeepMethod):
     def fit_info(self) -> dict:
         cent = self.nets["centre"]
         info = {"centre_norm": float(cent.c.norm()), "radius": float(cent.R)}
+        spread = getattr(self, "spread_", None)
+        if spread is not None:  # runs stored before the check have none
+            info["spread"] = dict(spread)
+            info["detector"] = {"detector": "hypersphere", "converged": not spread["collapsed"],
+                                "problem": "" if not spread["collapsed"] else
+                                "the representation collapsed onto the centre (per-dimension "
+                                f"std {spread['per_dim_std_rel']:.1e} of |c| / sqrt(D))"}
         if "gcn" in self.nets:
             info.update(gcn_min=float(self.nets["gcn"].lo), gcn_max=float(self.nets["gcn"].hi))
         return info
