@@ -20,6 +20,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
                     help="the main run's epochs at most (default: the paper's schedule)")
     ap.add_argument("--name", default="cifar10_two_stage_paper_gpu")
     ap.add_argument("--out-dir", default=str(Path("bench") / "results"))
-    ap.add_argument("--runs", default="/tmp/ocvis_gpu_runs")
+    ap.add_argument("--runs", default=str(Path(tempfile.gettempdir()) / "ocvis_gpu_runs"))
     ap.add_argument("--copy-to", default=None, help="folder to copy the table and runs to")
     args = ap.parse_args(argv)
     runs = Path(args.runs)
@@ -138,16 +139,17 @@ def main(argv=None) -> int:
 
         names = ",".join(m for m in METHODS if "tiny" in available_presets(m))
         if names:
+            tiny_dir = Path(tempfile.mkdtemp(prefix="ocvis_tiny_"))  # fresh: bench skips rows
             cmd = [sys.executable, "-m", "ocvis", "bench", "--methods", names,
                    "--dataset", "digits", "--classes", "0", "--seeds", "0", "--preset",
                    "tiny", "--n-train", "0", "--name", "digits_tiny_cuda",
-                   "--out-dir", "/tmp/ocvis_tiny", "--no-store"]
+                   "--out-dir", str(tiny_dir), "--no-store"]
             print("$", " ".join(cmd[1:]), flush=True)
             try:
                 subprocess.run(cmd, timeout=args.tiny_until - elapsed())
             except subprocess.TimeoutExpired:
                 print("tiny CUDA checks stopped at the time limit", flush=True)
-            tiny = Path("/tmp/ocvis_tiny/digits_tiny_cuda.csv")
+            tiny = tiny_dir / "digits_tiny_cuda.csv"
             if tiny.exists() and args.copy_to:
                 shutil.copy(tiny, Path(args.copy_to) / tiny.name)
             if tiny.exists():
