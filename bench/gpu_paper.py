@@ -24,22 +24,26 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ocvis.runs import RunStore  # noqa: E402
+
 T0 = time.monotonic()
+FULL_EPOCHS = 2048  # the paper's schedule (Sec. 4.1)
 
 
 def elapsed() -> float:
     return time.monotonic() - T0
 
 
-def bench(args, epochs: int, runs: Path, timeout: float) -> tuple[float, dict | None]:
-    """One bench row with ``epochs``; returns (wall seconds, the run's json or None)."""
+def bench(args, epochs: int, store: RunStore, timeout: float) -> tuple[float, str | None]:
+    """One bench row with ``epochs``; returns (wall seconds, the row's run id or None)."""
     cmd = [sys.executable, "-m", "ocvis", "bench", "--methods", args.method,
            "--dataset", args.dataset, "--classes", str(args.cls), "--seeds", str(args.seed),
            "--preset", args.preset, "--protocol", "one-class", "--n-train", "0",
-           "--name", args.name, "--out-dir", args.out_dir, "--runs-dir", str(runs),
+           "--name", args.name, "--out-dir", args.out_dir, "--runs-dir", str(store.root),
            "--set", f"epochs={epochs}"]
     print("$", " ".join(cmd[1:]), flush=True)
-    before = set(runs.glob("*")) if runs.exists() else set()
     t = time.monotonic()
     try:
         subprocess.run(cmd, check=True, timeout=max(timeout, 1.0))
@@ -47,21 +51,16 @@ def bench(args, epochs: int, runs: Path, timeout: float) -> tuple[float, dict | 
         print(f"bench with epochs={epochs} failed: {exc}", flush=True)
         return time.monotonic() - t, None
     wall = time.monotonic() - t
-    new = sorted(set(runs.glob("*")) - before)
-    if not new:
-        return wall, None
-    run = json.loads((new[-1] / "run.json").read_text())
-    run["_dir"] = str(new[-1])
-    return wall, run
+    table = Path(args.out_dir) / f"{args.name}.csv"
+    ids = [r["run_id"] for r in csv.DictReader(table.open())
+           if r["method"] == args.method and str(args.cls) in (r["normal_class"], r["class_name"])
+           and r["seed"] == str(args.seed) and r["overrides"] == f"epochs={epochs}"]
+    return wall, (ids[-1] or None) if ids else None
 
 
-def train_seconds(run_dir: str) -> tuple[float, float]:
+def train_seconds(history: list[dict]) -> tuple[float, float]:
     """(seconds of the whole representation stage, seconds per epoch after the first)."""
-    hist = json.loads((Path(run_dir) / "history.json").read_text())
-    rep = [h for h in hist if h.get("stage") == "representation"]
-    end = {}
-    for h in rep:
-        end[h["epoch"]] = h["time"]
+    end = {h["epoch"]: h["time"] for h in history if h.get("stage") == "representation"}
     total = max(end.values())
     epochs = sorted(end)
     if len(epochs) >= 2:
@@ -90,43 +89,43 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default=str(Path(tempfile.gettempdir()) / "ocvis_gpu_runs"))
     ap.add_argument("--copy-to", default=None, help="folder to copy the table and runs to")
     args = ap.parse_args(argv)
-    runs = Path(args.runs)
-    summary: dict = {"method": args.method, "class": args.cls, "full_epochs": 2048}
+    store = RunStore(args.runs)
+    dest = Path(args.copy_to) if args.copy_to else None
+    if dest:
+        dest.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"method": args.method, "class": args.cls, "full_epochs": FULL_EPOCHS}
 
-    wall, probe = bench(args, args.probe_epochs, runs, args.deadline - elapsed())
+    wall, probe = bench(args, args.probe_epochs, store, args.deadline - elapsed())
     if probe is None:
         print("the probe run failed; nothing more to do", flush=True)
         return 1
-    total, per_epoch = train_seconds(probe["_dir"])
+    total, per_epoch = train_seconds(store.history(probe))
     overhead = wall - total
     summary.update(probe_epochs=args.probe_epochs, probe_wall_s=round(wall, 1),
                    probe_train_s=round(total, 1), seconds_per_epoch=round(per_epoch, 3),
-                   overhead_s=round(overhead, 1), device=probe.get("device"),
-                   full_schedule_hours=round(2048 * per_epoch / 3600, 2))
+                   overhead_s=round(overhead, 1), device=store.read(probe).get("device"),
+                   full_schedule_hours=round(FULL_EPOCHS * per_epoch / 3600, 2))
     left = args.deadline - elapsed() - 1.3 * overhead - 15
     # epochs slow down after the probe's first three (on the H200, 2026-12-04: 1.22 s an
     # epoch in the probe, 1.50 s over the 213 epochs of the main run), hence the 1.3
     epochs = min(int(left // (1.3 * per_epoch)), args.max_epochs)
     print(json.dumps(summary), flush=True)
     if epochs > args.probe_epochs:
-        wall, run = bench(args, epochs, runs, args.deadline + 60 - elapsed())
-        summary.update(epochs=epochs, wall_s=round(wall, 1), ok=run is not None)
-        if run is not None:
-            train_s = train_seconds(run["_dir"])[0]
+        wall, run_id = bench(args, epochs, store, args.deadline + 60 - elapsed())
+        summary.update(epochs=epochs, wall_s=round(wall, 1), ok=run_id is not None)
+        if run_id is not None:
+            run = store.read(run_id)
+            train_s = train_seconds(store.history(run_id))[0]
             summary["train_s"] = round(train_s, 1)
-            summary["full_schedule_hours"] = round(2048 * train_s / epochs / 3600, 2)
+            summary["full_schedule_hours"] = round(FULL_EPOCHS * train_s / epochs / 3600, 2)
             summary["metrics_by_score"] = run.get("metrics_by_score")
             summary["representation"] = (run.get("info") or {}).get("representation")
-            if args.copy_to:
-                dest = Path(args.copy_to)
-                dest.mkdir(parents=True, exist_ok=True)
-                shutil.copy(Path(run["_dir"]) / "history.json", dest / "history_main.json")
-                shutil.copy(Path(run["_dir"]) / "run.json", dest / "run_main.json")
+            if dest:
+                shutil.copy(store.path(run_id) / "history.json", dest / "history_main.json")
+                shutil.copy(store.path(run_id) / "run.json", dest / "run_main.json")
     else:
         print(f"no time for a run longer than the probe ({epochs} epochs fit)", flush=True)
-    if args.copy_to:
-        dest = Path(args.copy_to)
-        dest.mkdir(parents=True, exist_ok=True)
+    if dest:
         table = Path(args.out_dir) / f"{args.name}.csv"
         if table.exists():
             shutil.copy(table, dest / table.name)
@@ -134,7 +133,6 @@ def main(argv=None) -> int:
     print(json.dumps(summary), flush=True)
 
     if args.tiny_until > elapsed() + 20:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from ocvis.methods import METHODS, available_presets  # noqa: E402
 
         names = ",".join(m for m in METHODS if "tiny" in available_presets(m))
@@ -150,8 +148,8 @@ def main(argv=None) -> int:
             except subprocess.TimeoutExpired:
                 print("tiny CUDA checks stopped at the time limit", flush=True)
             tiny = tiny_dir / "digits_tiny_cuda.csv"
-            if tiny.exists() and args.copy_to:
-                shutil.copy(tiny, Path(args.copy_to) / tiny.name)
+            if tiny.exists() and dest:
+                shutil.copy(tiny, dest / tiny.name)
             if tiny.exists():
                 for r in csv.DictReader(tiny.open()):
                     print(r["method"], r["normal_class"], r["auroc"], r["device"], r["error"])
