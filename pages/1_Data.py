@@ -97,7 +97,9 @@ if protocol == "unsupervised":
 else:
     _init("data_ntrain", int(n_train or 0))
     n = st.number_input("Training images (0 = all normal training images; the ICS paper "
-                        "uses 4000)", min_value=0, step=500, key="data_ntrain")
+                        "uses 4000)", min_value=0, step=500, key="data_ntrain",
+                        help="The first images of the normal class; with several normal "
+                             "classes each gives a share in proportion to its size.")
     n_train = int(n) or None
 
 new_cfg = {"dataset": dataset, "protocol": protocol, "normal": normal, "n_train": n_train,

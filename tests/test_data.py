@@ -64,6 +64,40 @@ def test_latent_multiclass_digits():
     assert np.array_equal(t.y_test, (~np.isin(t.test_classes, [0, 3, 8])).astype(int))
 
 
+def _sorted_dataset(sizes=(10, 10, 5)):
+    """A dataset stored class by class, as an image folder or the CIFAR-10 JPEG copy is."""
+    from ocvis.data import ImageDataset
+
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    x = np.arange(len(y), dtype=np.uint8)[:, None, None, None] * np.ones((1, 1, 32, 32),
+                                                                          np.uint8)
+    return ImageDataset("sorted", tuple(f"c{i}" for i in range(len(sizes))), x, y, x.copy(),
+                        y.copy(), source="test")
+
+
+@pytest.mark.filterwarnings("ignore:the test set holds only normal")
+def test_first_n_train_shared_among_normal_classes():
+    """n_train of several normal classes stored one class after the other: every class
+    gives its share (proportional, largest remainder), its first images, not the first
+    class all of them (session 22: CIFAR-10 THG trained on airplanes only)."""
+    from ocvis.data.protocols import first_per_class, latent_multiclass, one_class
+
+    ds = _sorted_dataset((10, 10, 5))
+    t = one_class(ds, [0, 1, 2], n_train=10)
+    assert np.bincount(t.train_classes).tolist() == [4, 4, 2]
+    # each class's first images, in the dataset's order
+    assert t.x_train[:, 0, 0, 0].mul(255).round().int().tolist() == [0, 1, 2, 3, 10, 11, 12,
+                                                                        13, 20, 21]
+    # largest remainder: 7 of (10, 10, 5) -> exact 2.8, 2.8, 1.4 -> 3, 3, 1
+    assert np.bincount(latent_multiclass(ds, [0, 1, 2], n_train=7).train_classes).tolist() \
+        == [3, 3, 1]
+    # one class: the first n_train, as before
+    idx = np.flatnonzero(ds.y_train == 1)
+    assert np.array_equal(first_per_class(ds.y_train, idx, 6), idx[:6])
+    with pytest.warns(OcvisWarning, match="has only"):
+        assert len(one_class(ds, [0, 1, 2], n_train=100).x_train) == 25
+
+
 @pytest.mark.parametrize("ratio", [5.0, 10.0, 25.0])
 def test_unsupervised_digits(ratio):
     t = make_task("digits", "unsupervised", 4, ratio=ratio, seed=2)

@@ -2,7 +2,11 @@
 
 * ``one-class`` (ICS papers): normal = one class or a set of classes; train = the normal
   training images (optionally only the first ``n_train``, 4,000 in the feature-learning
-  paper, Sec. 4.1.1); test = the whole test split with label 1 = abnormal.
+  paper, Sec. 4.1.1); test = the whole test split with label 1 = abnormal. With several
+  normal classes, ``n_train`` is shared among them in proportion to their sizes (largest
+  remainder) and each class gives its first images (:func:`first_per_class`): a copy stored
+  class by class (the CIFAR-10 JPEG folders, any image folder) would otherwise give the first
+  class only.
 * ``latent-multiclass`` (CLAD, Sec. 2 / App. D): normal = a named super-category
   (MNIST CUR / STR / MIX, CIFAR-10 THG / LIV), abnormal = every other class.
 * ``unsupervised`` (E3Outlier, Sec. 4.1): the images of one class (train and test merged)
@@ -139,6 +143,25 @@ def _check_test(y: np.ndarray, notes: list[str]) -> None:
         warnings.warn(msg, OcvisWarning, stacklevel=3)
 
 
+def first_per_class(y: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` of the indices ``idx`` shared among their classes ``y[idx]`` in
+    proportion to the classes' sizes (largest remainder, ties to the earlier class), each
+    class giving its first images in ``idx``'s order; returned in ``idx``'s order. With one
+    class this is ``idx[:n]``."""
+    idx = np.asarray(idx)
+    if n >= len(idx):
+        return idx
+    classes, counts = np.unique(y[idx], return_counts=True)
+    exact = n * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    rest = n - int(quota.sum())
+    quota[np.argsort(-(exact - quota), kind="stable")[:rest]] += 1
+    keep = np.zeros(len(idx), dtype=bool)
+    for c, q in zip(classes, quota):
+        keep[np.flatnonzero(y[idx] == c)[:q]] = True
+    return idx[keep]
+
+
 def one_class(ds: ImageDataset, normal, n_train: int | None = None, seed: int = 0,
               protocol: str = "one-class", label: str | None = None) -> Task:
     """``one-class`` protocol (ICS feature-learning paper, Sec. 4.1.1)."""
@@ -154,7 +177,8 @@ def one_class(ds: ImageDataset, normal, n_train: int | None = None, seed: int = 
                    f"using all {len(idx)}")
             warnings.warn(msg, OcvisWarning, stacklevel=2)
             notes.append(msg)
-        idx = idx[:n_train]  # "the first n_train" as the paper's fixed training set
+        # "the first n_train" as the paper's fixed training set, per class when several
+        idx = first_per_class(ds.y_train, idx, n_train)
     if len(idx) == 0:
         raise DataError(f"no training images of class(es) "
                         f"{', '.join(ds.classes[c] for c in classes)} in {ds.name}")
