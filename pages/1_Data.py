@@ -1,8 +1,9 @@
 """Data: choose a dataset, a protocol and the normal class(es); look at the samples."""
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from ocvis.data import DATASETS, PROTOCOLS, SCENARIOS
+from ocvis.data import DATASETS, PROTOCOLS, SCENARIOS, first_per_class
 from ocvis.ui.common import (cached_dataset, current_task, set_task_config, sidebar,
                              task_config, user_errors)
 from ocvis.ui.images import grid
@@ -126,8 +127,13 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("Training samples")
     k = min(60, len(task.x_train))
-    st.image(grid(task.x_train[:k], ncols=12, scale=2),
-             caption=f"first {k} of {len(task.x_train)} training images")
+    # spread over the normal classes (a class-sorted copy would show the first class only)
+    pick = first_per_class(task.train_classes, np.arange(len(task.x_train)), k)
+    caption = f"{k} of {len(task.x_train)} training images"
+    if not task.transductive and len(task.normal_classes) > 1:
+        cls, n = np.unique(task.train_classes, return_counts=True)
+        caption += " (" + ", ".join(f"{task.class_names[c]} {m}" for c, m in zip(cls, n)) + ")"
+    st.image(grid(task.x_train[pick], ncols=12, scale=2), caption=caption)
 with right:
     st.subheader("Class counts")
     counts = ds.class_counts()

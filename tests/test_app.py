@@ -1,11 +1,13 @@
 """AppTest: the pages open, switch datasets and show no exception."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest import needs_shared
+from ocvis.data import make_task
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 PAGES = APP.parent / "pages"
@@ -40,6 +42,12 @@ def test_data_page_digits():
     at.multiselect[0].set_value([5]).run()
     assert not at.exception
     assert at.session_state["ocvis_task_cfg"]["normal"] == [5]
+    # several normal classes: the sample grid says how many images each gives
+    at.multiselect[0].set_value([1, 7]).run()
+    task = make_task("digits", "one-class", [1, 7])
+    counts = np.bincount(task.train_classes)
+    assert at.get("image")[0].proto.imgs[0].caption == (
+        f"60 of {len(task.x_train)} training images (1 {counts[1]}, 7 {counts[7]})")
     # unsupervised protocol shows the outlier ratio slider
     at.selectbox[1].set_value("unsupervised").run()
     assert not at.exception
