@@ -57,14 +57,12 @@ def main(argv=None) -> dict:
                      seed=a.seed)
     given = parse_overrides(a.sets, ["clad"])
     overrides = dict(given)
-    true = np.searchsorted(np.array(sorted(set(task.train_classes.tolist()))),
-                           task.train_classes)
+    true = np.unique(task.train_classes, return_inverse=True)[1]  # 0 .. (classes - 1)
     if a.labels == "oracle":
         overrides["clusters"] = int(true.max()) + 1
     if a.labels == "kmeans":
         overrides["dec_epochs"] = 0
     m = make_method("clad", a.preset, seed=a.seed, **overrides)
-    used = {}
     if a.labels == "oracle":
         def oracle_dec(x, ae, hooks):
             labels = true.astype(np.int64)
@@ -75,10 +73,9 @@ def main(argv=None) -> dict:
         m._dec = oracle_dec
     t0 = time.process_time()
     m.fit(task)
-    used["labels"] = np.asarray(m.train_pseudo_labels_)
+    lab = np.asarray(m.train_pseudo_labels_)
     s = m.scores(task.x_test)
     cpu = time.process_time() - t0
-    lab = used["labels"]
     row = {"dataset": a.dataset, "scenario": a.scenario, "labels": a.labels,
            "preset": a.preset, "overrides": ";".join(f"{k}={v}" for k, v in
                                                      sorted(given.items())),
