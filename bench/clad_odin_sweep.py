@@ -48,8 +48,8 @@ def main(argv=None) -> list[dict]:
     meta = store.read(a.run_id)
     cls, cfg = stored_config(meta)
     t = meta["task"]
-    task = make_task(t["dataset"], t["protocol"], t["normal"], n_train=t.get("n_train"),
-                     seed=int(t.get("seed", 0)))
+    task = make_task(t["dataset"], t.get("protocol", "one-class"), t["normal"],
+                     n_train=t.get("n_train"), seed=int(t.get("seed", 0)))
     rows = []
     for temp in a.temperature:
         for eps in a.eps:
