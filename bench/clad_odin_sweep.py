@@ -14,7 +14,6 @@ task is rebuilt from the run's own record (dataset, protocol, normal classes, n_
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from dataclasses import replace
@@ -31,6 +30,7 @@ def floats(s: str) -> list[float]:
 
 
 def main(argv=None) -> list[dict]:
+    from ocvis.bench import append_result
     from ocvis.experiment import stored_config
     from ocvis.metrics import evaluate
     from ocvis.runs import RunStore
@@ -63,13 +63,8 @@ def main(argv=None) -> list[dict]:
                    "seconds": round(time.perf_counter() - t0, 1)}
             print(row, flush=True)
             rows.append(row)
-    out = Path(a.out)
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    for row in rows:
+        append_result(Path(a.out), {k: row[k] for k in FIELDS})
     return rows
 
 

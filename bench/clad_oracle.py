@@ -21,7 +21,6 @@ classifier was trained on and the true latent classes.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ FIELDS = ["dataset", "scenario", "labels", "preset", "overrides", "seed", "n_tra
 def main(argv=None) -> dict:
     from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
 
+    from ocvis.bench import append_result
     from ocvis.cli import parse_overrides
     from ocvis.data import make_task
     from ocvis.methods import make_method
@@ -86,14 +86,7 @@ def main(argv=None) -> dict:
            "odin": round(100 * roc_auc_score(task.y_test, -s["odin"]), 2),
            "msp": round(100 * roc_auc_score(task.y_test, -s["msp"]), 2),
            "cpu_s": round(cpu)}
-    out = Path(a.out)
-    new = not out.exists()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append_result(Path(a.out), {k: row[k] for k in FIELDS})
     print(row)
     return row
 
