@@ -33,6 +33,9 @@ BENCH_COLUMNS = ["dataset", "protocol", "method", "normal_class", "class_name", 
 MEAN_COLUMNS = ("auroc", "bacc", "aupr_in", "aupr_out", "paper_auroc", "paper_bacc",
                 "train_seconds", "cpu_seconds")
 SCORE_PREFIX = "auroc_"  # one extra column per further score of a run: auroc_<score>
+# one extra column per per-sample grouping a run made of its training images (CLAD's
+# pseudo-labels): its NMI with their true latent classes (experiment's ``column_nmi``)
+NMI_PREFIX = "nmi_"
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -72,10 +75,11 @@ def _float(v) -> float | None:
 
 
 def score_columns(rows: list[dict]) -> list[str]:
-    """The ``auroc_<score>`` columns the rows have, in order of first appearance."""
+    """The ``auroc_<score>`` and ``nmi_<column>`` columns the rows have, in order of first
+    appearance."""
     out: list[str] = []
     for r in rows:
-        out += [k for k in r if k.startswith(SCORE_PREFIX) and k not in out
+        out += [k for k in r if k.startswith((SCORE_PREFIX, NMI_PREFIX)) and k not in out
                 and r[k] not in (None, "")]
     return out
 
@@ -107,7 +111,8 @@ def write_table(path: Path, rows: list[dict]) -> None:
                 vals = [v for v in (_float(r.get(col)) for r in crs) if v is not None]
                 if vals:
                     per_class.append(np.mean(vals))
-            return f"{np.mean(per_class):.2f}" if per_class else ""
+            digits = 3 if col.startswith(NMI_PREFIX) else 2
+            return f"{np.mean(per_class):.{digits}f}" if per_class else ""
         label = (f"{len(rs)} rows" if len(by_class) == len(rs)
                  else f"{len(by_class)} classes, {len(rs)} rows")
         means.append({"dataset": ds, "protocol": proto, "method": meth, "normal_class": "mean",
@@ -201,6 +206,11 @@ def detector_columns(info: dict | None) -> dict:
     return {"detector_ok": "" if not det else int(bool(det.get("converged", True))),
             "outlier_frac": "" if frac is None else f"{frac:.3f}",
             "detector_problem": det.get("problem") or ""}
+
+
+def nmi_columns(column_nmi: dict | None) -> dict:
+    """A row's ``nmi_<column>`` columns from a run's ``column_nmi``."""
+    return {f"{NMI_PREFIX}{k}": f"{v:.3f}" for k, v in (column_nmi or {}).items()}
 
 
 def paper_columns(meth: str, dataset: str, c, protocol: str) -> dict:
@@ -299,6 +309,7 @@ def bench_row(meth: str, dataset: str, c, seed: int, preset: str, n_train: int |
     primary = meta.get("primary_score") or ""
     more = {f"{SCORE_PREFIX}{k}": _pct(v.get("auroc"))
             for k, v in (meta.get("metrics_by_score") or {}).items() if k != primary}
+    more.update(nmi_columns(meta.get("column_nmi")))
     name = c if isinstance(c, str) else load_dataset(dataset).classes[c]
     row = {"dataset": dataset, "protocol": protocol_label(protocol, ratio), "method": meth,
            "normal_class": c, "class_name": name, "seed": seed, "preset": preset,
@@ -398,6 +409,43 @@ def add_missing_scores(path: Path, store, progress: Callable[[str], None] | None
         if progress is not None:
             progress(f"{r['method']:8s} {r['dataset']} class {r['normal_class']} seed "
                      f"{r['seed']}: " + ", ".join(f"{k} {v}" for k, v in added[rid].items()))
+    if added:
+        with table_lock(path):
+            rows = read_rows(path)
+            for r in rows:
+                r.update(added.get(r.get("run_id"), {}))
+            write_table(path, rows)
+    return len(added)
+
+
+def add_label_agreement(path: Path, store) -> int:
+    """Give every row of ``path`` whose run stored per-sample groupings of its training images
+    (``train_col.<name>``, e.g. CLAD's pseudo-labels) and has no ``nmi_<name>`` column yet
+    their agreement with the true classes (:func:`ocvis.metrics.label_agreement`), from the
+    run's stored arrays (no model is loaded); the run's ``column_nmi`` is updated too.
+    Returns the number of rows that gained columns."""
+    from ocvis.errors import OcvisError
+    from ocvis.metrics import is_grouping, label_agreement
+
+    added: dict[str, dict[str, str]] = {}
+    for r in read_rows(path):
+        rid = r.get("run_id")
+        if not rid or r.get("error") or any(k.startswith(NMI_PREFIX) and r[k] for k in r):
+            continue
+        try:
+            meta, arr = store.read(rid), store.arrays(rid)
+        except OcvisError as exc:
+            log.warning("add-scores: run %s unreadable: %s", rid, exc)
+            continue
+        classes = arr.get("train_classes")
+        if classes is None:
+            continue
+        nmi = {k[len("train_col."):]: label_agreement(v, classes) for k, v in arr.items()
+               if k.startswith("train_col.") and is_grouping(v) and len(v) == len(classes)}
+        nmi = {k: v for k, v in nmi.items() if v is not None}
+        if nmi:
+            store.update(rid, column_nmi={**(meta.get("column_nmi") or {}), **nmi})
+            added[rid] = nmi_columns(nmi)
     if added:
         with table_lock(path):
             rows = read_rows(path)

@@ -185,7 +185,8 @@ def _cmd_perf(args) -> int:
 
 
 def _cmd_rescore(args) -> int:
-    from ocvis.bench import add_missing_scores, refresh_paper_values, rescore_table
+    from ocvis.bench import add_label_agreement, add_missing_scores, refresh_paper_values, \
+        rescore_table
     from ocvis.methods.base import DetectorConfig, parse_field_value
     from ocvis.runs import RunStore
 
@@ -203,6 +204,8 @@ def _cmd_rescore(args) -> int:
         n = add_missing_scores(Path(args.table), RunStore(),
                                progress=lambda l: print(l, flush=True))
         print(f"added scores to {n} row(s) of {args.table} from their stored models")
+        n = add_label_agreement(Path(args.table), RunStore())
+        print(f"added pseudo-label agreement (nmi_<column>) to {n} row(s) of {args.table}")
         return 0
     n = rescore_table(Path(args.table), RunStore(), progress=lambda l: print(l, flush=True),
                       **settings)
@@ -302,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "paper table (any method, no run needed)")
     rs.add_argument("--add-scores", action="store_true",
                     help="score each row's stored model on its test set for the scores its "
-                         "method gained since (new auroc_<score> columns; no retraining)")
+                         "method gained since (new auroc_<score> columns; no retraining), "
+                         "and add the nmi_<column> columns of stored per-sample groupings")
     rs.set_defaults(func=_cmd_rescore)
     return p
 

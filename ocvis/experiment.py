@@ -5,7 +5,10 @@ What a run stores comes from the :class:`~ocvis.methods.base.Method` interface o
 
 * ``run.json``: ``metrics`` (of the primary score), ``metrics_by_score`` (every score),
   ``score_names`` / ``primary_score``, ``info`` (``fit_info()``), ``config`` (with
-  ``config_version``), ``notes`` (warnings raised on the way);
+  ``config_version``), ``notes`` (warnings raised on the way), ``column_nmi`` (for each
+  per-sample grouping of the training images, e.g. CLAD's pseudo-labels, its normalised
+  mutual information with their true classes, where they hold several: measured after
+  ``fit``, which never sees those classes);
 * ``arrays.npz``: ``test_scores`` / ``train_scores`` (primary), ``test_scores.<name>`` /
   ``train_scores.<name>`` (every score), ``train_latent`` / ``test_latent`` (``embed``),
   ``test_col.<name>`` / ``train_col.<name>`` (``sample_columns``), ``fit_arrays()`` under
@@ -176,7 +179,7 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
     """
     from ocvis.methods import make_method
     from ocvis.methods.base import CONFIG_VERSION, config_to_dict, validate_config
-    from ocvis.metrics import evaluate
+    from ocvis.metrics import evaluate, is_grouping, label_agreement
 
     def body(ctx: _Context) -> dict:
         task, hooks, meta = ctx.task, ctx.hooks, ctx.meta
@@ -210,6 +213,11 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
         meta.update(metrics=by_score[m.primary_score], metrics_by_score=by_score, info=info,
                     fit_seconds=fit_seconds, score_seconds=score_seconds,
                     pretrain_reused=bool(info.get("pretrain_reused", False)))
+        train_cols = m.sample_columns(task.x_train)
+        agreement = {k: label_agreement(v, task.train_classes) for k, v in train_cols.items()
+                     if is_grouping(v)}
+        if any(v is not None for v in agreement.values()):
+            meta["column_nmi"] = {k: v for k, v in agreement.items() if v is not None}
         arrays: dict[str, np.ndarray] = {
             "test_scores": test[m.primary_score],
             "train_scores": m.train_scores_[m.primary_score],
@@ -221,8 +229,7 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
             arrays.update({f"test_scores.{k}": v for k, v in test.items()})
             arrays.update({f"train_scores.{k}": v for k, v in m.train_scores_.items()})
         arrays.update({f"test_col.{k}": v for k, v in test_cols.items()})
-        arrays.update({f"train_col.{k}": v
-                       for k, v in m.sample_columns(task.x_train).items()})
+        arrays.update({f"train_col.{k}": v for k, v in train_cols.items()})
         if task.y_train_hidden is not None:
             arrays["y_train_hidden"] = task.y_train_hidden
         arrays.update(m.fit_arrays())

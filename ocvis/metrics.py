@@ -106,3 +106,26 @@ def curves(normality, y) -> dict:
     fpr, tpr, _ = roc_curve(y, -s)
     prec, rec, _ = precision_recall_curve(y, -s)
     return {"fpr": fpr, "tpr": tpr, "precision": prec, "recall": rec}
+
+
+def is_grouping(values, max_groups: int = 200) -> bool:
+    """Whether a per-sample column is a grouping (integer labels, at most ``max_groups``)."""
+    v = np.asarray(values)
+    return v.ndim == 1 and v.dtype.kind in "iub" and len(np.unique(v)) <= max_groups
+
+
+def label_agreement(labels, classes) -> float | None:
+    """How far a per-sample grouping a method made without labels (e.g. CLAD's DEC
+    pseudo-labels) follows the true classes of the same samples: the normalised mutual
+    information (arithmetic mean normalisation, scikit-learn's default), 1 = the same
+    partition up to renaming, 0 = independent. ``None`` where the samples hold fewer than two
+    true classes (a one-class task has no latent classes to find). Computed after ``fit``, on
+    the evaluation side: the true classes never reach a method."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    labels, classes = np.asarray(labels), np.asarray(classes)
+    if labels.shape != classes.shape or labels.ndim != 1:
+        raise DataError(f"{labels.shape} labels for {classes.shape} classes")
+    if len(np.unique(classes)) < 2:
+        return None
+    return float(normalized_mutual_info_score(classes, labels))

@@ -131,8 +131,9 @@ def point_values(arrays: dict) -> dict[str, tuple[np.ndarray, bool]]:
     """Per-point values to colour a projection by, aligned with :func:`run_latents`:
     ``"anomaly score"`` (the primary score, negated), ``"anomaly: <name>"`` for every named
     score of a run with several, and every stored per-sample column (``test_col.<name>`` /
-    ``train_col.<name>``, e.g. pseudo-labels). Values are ``(array, categorical)``; a column
-    that is missing for part of the points is left out."""
+    ``train_col.<name>``, e.g. pseudo-labels), and ``"true class"`` (the dataset's class of
+    each image, to set a method's grouping against). Values are ``(array, categorical)``; a
+    column that is missing for part of the points is left out."""
     transductive = "y_train_hidden" in arrays
     n_tr = 0 if transductive else len(arrays.get("train_latent", ()))
 
@@ -164,6 +165,9 @@ def point_values(arrays: dict) -> dict[str, tuple[np.ndarray, bool]]:
             if v is not None:
                 categorical = v.dtype.kind in "iub" or (v.dtype.kind == "U")
                 out[name] = (v, bool(categorical and len(np.unique(v)) <= 50))
+    classes = both("train_classes", "test_classes")
+    if classes is not None and len(np.unique(classes)) > 1:
+        out["true class"] = (classes, len(np.unique(classes)) <= 50)
     return out
 
 

@@ -29,7 +29,8 @@ with user_errors():
     first_values = point_values(arrays(run["id"]))
 color_by = c3.selectbox("Colour", ["four groups", *first_values], key="latent_color",
                         help="the paper's four groups, a score of the run (anomaly = "
-                             "−normality), or a per-sample value the method stores")
+                             "−normality), a per-sample value the method stores, or the "
+                             "images' true classes")
 compare = c4.checkbox("Compare two runs", key="latent_compare",
                       help="e.g. closeness only (cls) vs ICS, as in the paper's Fig. 3")
 chosen = [run]
@@ -89,6 +90,10 @@ for col, r in zip(cols, chosen):
         rows = sorted({int(fig.data[p["curve_number"]].customdata[p["point_index"]])
                        for p in pts if "curve_number" in p and "point_index" in p})
         selected_rows[r["id"]] = (rows, group, index, score, n_tr)
+        nmi = (r.get("column_nmi") or {}).get(color_by)
+        if nmi is not None:
+            st.caption(f"{color_by} against the true classes of the training images: "
+                       f"NMI {nmi:.3f} (1 = the same grouping, 0 = unrelated)")
 
 st.subheader("Selection")
 sel_run = run["id"]

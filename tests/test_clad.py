@@ -166,3 +166,39 @@ def test_bench_rows_of_scenarios_and_baseline_paper_numbers(tmp_path):
     assert paper_value("deep-svdd", "mnist", "CUR") == 81.7
     assert paper_value("deep-svdd", "mnist", 0) == 98.0
     assert paper_value("clad", "cifar10", 3) == 60.1
+
+
+def test_pseudo_label_agreement_with_the_latent_classes_in_run_and_row(tmp_path):
+    """A scenario run records how far its pseudo-labels follow the true latent classes (NMI on
+    the training images, measured after fit); the bench row carries it, a table written
+    before the column existed gains it from the stored runs, and a one-class run has none."""
+    import csv
+
+    from ocvis.bench import add_label_agreement, bench, read_rows
+    from ocvis.metrics import label_agreement
+    from ocvis.runs import RunStore
+
+    store, out = RunStore(tmp_path / "runs"), tmp_path / "t.csv"
+    bench(["clad"], "digits", ["CUR", 0], [0], "tiny", out, store=store,
+          protocol="latent-multiclass")
+    rows = {r["normal_class"]: r for r in read_rows(out)}
+    meta = store.read(rows["CUR"]["run_id"])
+    arr = store.arrays(rows["CUR"]["run_id"])
+    want = label_agreement(arr["train_col.pseudo_label"], arr["train_classes"])
+    assert meta["column_nmi"]["pseudo_label"] == pytest.approx(want)
+    assert 0.0 <= want <= 1.0
+    assert float(rows["CUR"]["nmi_pseudo_label"]) == pytest.approx(want, abs=5e-4)
+    # class 0 alone as a latent-multiclass task: one true class, nothing to agree with
+    assert "column_nmi" not in store.read(rows["0"]["run_id"])
+    assert not rows["0"].get("nmi_pseudo_label")
+
+    # an older table: the column blanked out comes back from the stored run
+    table = read_rows(out)
+    with out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows({**r, "nmi_pseudo_label": "", "nmi_predicted_label": ""} for r in table)
+    assert add_label_agreement(out, store) == 1
+    again = {r["normal_class"]: r for r in read_rows(out)}
+    assert again["CUR"]["nmi_pseudo_label"] == rows["CUR"]["nmi_pseudo_label"]
+    assert add_label_agreement(out, store) == 0  # nothing left to add

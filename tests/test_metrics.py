@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from ocvis.errors import DataError
-from ocvis.metrics import balanced_accuracy, best_threshold, curves, evaluate
+from ocvis.metrics import balanced_accuracy, best_threshold, curves, evaluate, is_grouping, \
+    label_agreement
 
 
 def test_perfect_and_inverted_scores():
@@ -52,3 +53,23 @@ def test_nan_scores_are_an_error():
 def test_curves_shapes():
     c = curves(np.array([3.0, 2.0, 1.0, 0.0]), np.array([0, 0, 1, 1]))
     assert c["fpr"][0] == 0 and c["tpr"][-1] == 1 and len(c["precision"]) == len(c["recall"])
+
+
+def test_label_agreement_on_hand_made_groupings():
+    classes = np.array([0, 0, 1, 1, 2, 2])
+    # the same partition under other names: 1; a partition that cuts across every class: 0
+    assert label_agreement(np.array([5, 5, 3, 3, 4, 4]), classes) == pytest.approx(1.0)
+    assert label_agreement(np.array([0, 1, 0, 1, 0, 1]), classes) == pytest.approx(0.0)
+    # one cluster for everything says nothing about the classes; a finer split is partial
+    assert label_agreement(np.zeros(6, int), classes) == pytest.approx(0.0)
+    assert 0.0 < label_agreement(np.array([0, 0, 1, 1, 1, 1]), classes) < 1.0
+    # a single true class: there are no latent classes to find
+    assert label_agreement(np.array([0, 1, 0, 1]), np.zeros(4, int)) is None
+    with pytest.raises(DataError):
+        label_agreement(np.zeros(3, int), classes)
+
+
+def test_is_grouping():
+    assert is_grouping(np.array([0, 3, 3, 1]))
+    assert not is_grouping(np.array([0.5, 1.5]))  # a per-sample value, not a label
+    assert not is_grouping(np.arange(300))  # too many groups to be a clustering

@@ -37,6 +37,13 @@ def test_latent_evaluate_explain(method):
     colours = at.selectbox(key="latent_color").options
     if method == "clad":
         assert any("pseudo_label" in str(o) for o in colours), colours
+        # the digits' CUR scenario has several true classes: a colour, and the pseudo-labels'
+        # agreement with them under the scatter
+        assert "true class" in colours
+        at.selectbox(key="latent_color").set_value("pseudo_label").run()
+        assert not at.exception, at.exception
+        nmi = meta["column_nmi"]["pseudo_label"]
+        assert any(f"NMI {nmi:.3f}" in c.value for c in at.caption), [c.value for c in at.caption]
     else:
         assert any("predicted_operation" in str(o) for o in colours), colours
     ev = AppTest.from_file(str(PAGES / "5_Evaluate.py"), default_timeout=120).run()
