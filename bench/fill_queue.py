@@ -234,10 +234,13 @@ def plan() -> list[dict]:
     # of every scenario first: until session 22 the first n_train images of several normal
     # classes were those of the first class on the class-sorted CIFAR-10 copy (THG trained
     # on airplanes only), and every 4,000-image scenario row is re-run with the per-class rule
+    # (session 23: seeds 1-2 of the MNIST scenarios before CIFAR-10's, whose seed-0 rows put
+    # CLAD at chance with pseudo-labels independent of the classes: the MNIST seeds decide
+    # whether the gaps to the paper are outside the seed spread, in a fifth of the CPU time)
     scenarios = (("cifar10", "THG"), ("cifar10", "LIV"), ("mnist", "CUR"), ("mnist", "STR"),
                  ("mnist", "MIX"))
     for seeds in ("0", "1,2"):
-        for ds, s in scenarios:
+        for ds, s in (scenarios if seeds == "0" else scenarios[2:] + scenarios[:2]):
             u.append(unit("clad", f"{ds}_clad_cpu", ds, s, "clad,deep-svdd,ocsvm",
                           seeds=seeds, protocol="latent-multiclass"))
     for c in range(10):
