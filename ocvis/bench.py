@@ -419,18 +419,25 @@ def add_missing_scores(path: Path, store, progress: Callable[[str], None] | None
 
 
 def add_label_agreement(path: Path, store) -> int:
-    """Give every row of ``path`` whose run stored per-sample groupings of its training images
-    (``train_col.<name>``, e.g. CLAD's pseudo-labels) and has no ``nmi_<name>`` column yet
+    """Give every row of ``path`` whose method has ``grouping_columns`` (CLAD's pseudo-labels),
+    stored for its training images (``train_col.<name>``), and no ``nmi_<name>`` column yet
     their agreement with the true classes (:func:`ocvis.metrics.label_agreement`), from the
     run's stored arrays (no model is loaded); the run's ``column_nmi`` is updated too.
     Returns the number of rows that gained columns."""
     from ocvis.errors import OcvisError
-    from ocvis.metrics import is_grouping, label_agreement
+    from ocvis.methods import get_method
+    from ocvis.metrics import label_agreement
 
     added: dict[str, dict[str, str]] = {}
     for r in read_rows(path):
         rid = r.get("run_id")
         if not rid or r.get("error") or any(k.startswith(NMI_PREFIX) and r[k] for k in r):
+            continue
+        try:
+            names = get_method(r["method"]).grouping_columns
+        except (KeyError, OcvisError):
+            continue
+        if not names:
             continue
         try:
             meta, arr = store.read(rid), store.arrays(rid)
@@ -440,8 +447,8 @@ def add_label_agreement(path: Path, store) -> int:
         classes = arr.get("train_classes")
         if classes is None:
             continue
-        nmi = {k[len("train_col."):]: label_agreement(v, classes) for k, v in arr.items()
-               if k.startswith("train_col.") and is_grouping(v) and len(v) == len(classes)}
+        nmi = {k: label_agreement(arr[f"train_col.{k}"], classes) for k in names
+               if len(arr.get(f"train_col.{k}", ())) == len(classes)}
         nmi = {k: v for k, v in nmi.items() if v is not None}
         if nmi:
             store.update(rid, column_nmi={**(meta.get("column_nmi") or {}), **nmi})

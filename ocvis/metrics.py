@@ -108,12 +108,6 @@ def curves(normality, y) -> dict:
     return {"fpr": fpr, "tpr": tpr, "precision": prec, "recall": rec}
 
 
-def is_grouping(values, max_groups: int = 200) -> bool:
-    """Whether a per-sample column is a grouping (integer labels, at most ``max_groups``)."""
-    v = np.asarray(values)
-    return v.ndim == 1 and v.dtype.kind in "iub" and len(np.unique(v)) <= max_groups
-
-
 def label_agreement(labels, classes) -> float | None:
     """How far a per-sample grouping a method made without labels (e.g. CLAD's DEC
     pseudo-labels) follows the true classes of the same samples: the normalised mutual

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from ocvis.errors import DataError
-from ocvis.metrics import balanced_accuracy, best_threshold, curves, evaluate, is_grouping, \
-    label_agreement
+from ocvis.metrics import balanced_accuracy, best_threshold, curves, evaluate, label_agreement
 
 
 def test_perfect_and_inverted_scores():
@@ -68,8 +67,3 @@ def test_label_agreement_on_hand_made_groupings():
     with pytest.raises(DataError):
         label_agreement(np.zeros(3, int), classes)
 
-
-def test_is_grouping():
-    assert is_grouping(np.array([0, 3, 3, 1]))
-    assert not is_grouping(np.array([0.5, 1.5]))  # a per-sample value, not a label
-    assert not is_grouping(np.arange(300))  # too many groups to be a clustering

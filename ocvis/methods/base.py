@@ -10,7 +10,9 @@ reach it), then
 * ``score_samples(x)``: the primary score alone;
 * ``embed(x)``: the representation the Latent page projects;
 * ``sample_columns(x) -> {name: per-sample array}``: extra per-sample values a page may
-  show or colour by (pseudo-labels, a predicted operation, ...);
+  show or colour by (pseudo-labels, a predicted operation, ...); those named in
+  ``grouping_columns`` are clusterings of the images, whose agreement with the true classes
+  a run records after ``fit``;
 * ``fit_info()`` (JSON) and ``fit_arrays()`` (arrays) of the fit itself: detector
   convergence, a split of the training data, a collapse check, ...;
 * ``score_model(head)`` / ``explain_heads`` / ``cam_layers()``: a differentiable
@@ -219,6 +221,9 @@ class Method:
     deep: ClassVar[bool] = False
     stages: ClassVar[tuple[str, ...]] = ()  # training stages, in order (for progress)
     score_names: ClassVar[tuple[str, ...]] = ("score",)  # primary first
+    # the ``sample_columns`` that group the images the way classes would (CLAD's
+    # pseudo-labels): a run records their agreement with the true classes (``column_nmi``)
+    grouping_columns: ClassVar[tuple[str, ...]] = ()
     #: settings added after runs were stored, with the value those older runs were trained
     #: with (a stored config without the key gets this, not the new default)
     older_config: ClassVar[dict[str, Any]] = {}

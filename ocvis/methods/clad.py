@@ -199,6 +199,7 @@ class CLAD(DeepMethod):
     presets = CLAD_PRESETS
     stages = ("pretrain", "dec", "classifier")
     score_names = ("odin", "msp")
+    grouping_columns = ("pseudo_label", "predicted_label")
     score_help: ClassVar[dict[str, str]] = {
         "odin": "ODIN: the maximum softmax at temperature T of the input moved one signed "
                 "gradient step towards the predicted pseudo-class",
