@@ -364,6 +364,29 @@ def bench(methods: list[str], dataset: str, classes: list, seeds: list[int],
     return out
 
 
+def _read_run(store, rid: str, what: str) -> tuple[dict, dict] | None:
+    """A stored run's record and arrays, or None (logged) where it cannot be read."""
+    from ocvis.errors import OcvisError
+
+    try:
+        return store.read(rid), store.arrays(rid)
+    except OcvisError as exc:
+        log.warning("%s: run %s unreadable: %s", what, rid, exc)
+        return None
+
+
+def _merge_by_run(path: Path, added: dict[str, dict[str, str]]) -> int:
+    """Add columns to the rows of ``path`` by run id (the table re-read under its lock, so
+    rows other processes wrote meanwhile stay). Returns the number of runs given columns."""
+    if added:
+        with table_lock(path):
+            rows = read_rows(path)
+            for r in rows:
+                r.update(added.get(r.get("run_id"), {}))
+            write_table(path, rows)
+    return len(added)
+
+
 def add_missing_scores(path: Path, store, progress: Callable[[str], None] | None = None) -> int:
     """Give every row of ``path`` the ``auroc_<score>`` columns of scores its method gained
     after the row was run (e.g. RotNet's ``rotation_p0``): the run's stored model scores its
@@ -409,13 +432,7 @@ def add_missing_scores(path: Path, store, progress: Callable[[str], None] | None
         if progress is not None:
             progress(f"{r['method']:8s} {r['dataset']} class {r['normal_class']} seed "
                      f"{r['seed']}: " + ", ".join(f"{k} {v}" for k, v in added[rid].items()))
-    if added:
-        with table_lock(path):
-            rows = read_rows(path)
-            for r in rows:
-                r.update(added.get(r.get("run_id"), {}))
-            write_table(path, rows)
-    return len(added)
+    return _merge_by_run(path, added)
 
 
 def add_label_agreement(path: Path, store) -> int:
@@ -439,11 +456,10 @@ def add_label_agreement(path: Path, store) -> int:
             continue
         if not names:
             continue
-        try:
-            meta, arr = store.read(rid), store.arrays(rid)
-        except OcvisError as exc:
-            log.warning("add-scores: run %s unreadable: %s", rid, exc)
+        stored = _read_run(store, rid, "add-scores")
+        if stored is None:
             continue
+        meta, arr = stored
         classes = arr.get("train_classes")
         if classes is None:
             continue
@@ -453,13 +469,7 @@ def add_label_agreement(path: Path, store) -> int:
         if nmi:
             store.update(rid, column_nmi={**(meta.get("column_nmi") or {}), **nmi})
             added[rid] = nmi_columns(nmi)
-    if added:
-        with table_lock(path):
-            rows = read_rows(path)
-            for r in rows:
-                r.update(added.get(r.get("run_id"), {}))
-            write_table(path, rows)
-    return len(added)
+    return _merge_by_run(path, added)
 
 
 def refresh_paper_values(path: Path) -> int:
@@ -488,7 +498,6 @@ def rescore_table(path: Path, store, progress: Callable[[str], None] | None = No
     are. Returns the number of rows re-scored."""
     from dataclasses import replace as dc_replace
 
-    from ocvis.errors import OcvisError
     from ocvis.experiment import stored_config
     from ocvis.methods.base import FeatureMethod
     from ocvis.metrics import evaluate
@@ -500,11 +509,10 @@ def rescore_table(path: Path, store, progress: Callable[[str], None] | None = No
             rid = r.get("run_id")
             if not rid:
                 continue
-            try:
-                meta, arr = store.read(rid), store.arrays(rid)
-            except OcvisError as exc:
-                log.warning("rescore: run %s unreadable: %s", rid, exc)
+            stored = _read_run(store, rid, "rescore")
+            if stored is None:
                 continue
+            meta, arr = stored
             cls, cfg = stored_config(meta)
             if not issubclass(cls, FeatureMethod) or "train_latent" not in arr:
                 continue
