@@ -443,7 +443,7 @@ def add_label_agreement(path: Path, store) -> int:
     Returns the number of rows that gained columns."""
     from ocvis.errors import OcvisError
     from ocvis.methods import get_method
-    from ocvis.metrics import label_agreement
+    from ocvis.metrics import grouping_agreement
 
     added: dict[str, dict[str, str]] = {}
     for r in read_rows(path):
@@ -463,9 +463,8 @@ def add_label_agreement(path: Path, store) -> int:
         classes = arr.get("train_classes")
         if classes is None:
             continue
-        nmi = {k: label_agreement(arr[f"train_col.{k}"], classes) for k in names
-               if len(arr.get(f"train_col.{k}", ())) == len(classes)}
-        nmi = {k: v for k, v in nmi.items() if v is not None}
+        nmi = grouping_agreement({k[len("train_col."):]: v for k, v in arr.items()
+                                  if k.startswith("train_col.")}, names, classes)
         if nmi:
             store.update(rid, column_nmi={**(meta.get("column_nmi") or {}), **nmi})
             added[rid] = nmi_columns(nmi)

@@ -6,9 +6,9 @@ What a run stores comes from the :class:`~ocvis.methods.base.Method` interface o
 * ``run.json``: ``metrics`` (of the primary score), ``metrics_by_score`` (every score),
   ``score_names`` / ``primary_score``, ``info`` (``fit_info()``), ``config`` (with
   ``config_version``), ``notes`` (warnings raised on the way), ``column_nmi`` (for each
-  of the method's ``grouping_columns`` of the training images, e.g. CLAD's pseudo-labels, its normalised
-  mutual information with their true classes, where they hold several: measured after
-  ``fit``, which never sees those classes);
+  of the method's ``grouping_columns`` of the training images, e.g. CLAD's pseudo-labels,
+  its normalised mutual information with their true classes, where they hold several:
+  measured after ``fit``, which never sees those classes);
 * ``arrays.npz``: ``test_scores`` / ``train_scores`` (primary), ``test_scores.<name>`` /
   ``train_scores.<name>`` (every score), ``train_latent`` / ``test_latent`` (``embed``),
   ``test_col.<name>`` / ``train_col.<name>`` (``sample_columns``), ``fit_arrays()`` under
@@ -179,7 +179,7 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
     """
     from ocvis.methods import make_method
     from ocvis.methods.base import CONFIG_VERSION, config_to_dict, validate_config
-    from ocvis.metrics import evaluate, label_agreement
+    from ocvis.metrics import evaluate, grouping_agreement
 
     def body(ctx: _Context) -> dict:
         task, hooks, meta = ctx.task, ctx.hooks, ctx.meta
@@ -214,10 +214,9 @@ def run_experiment(task_cfg: dict, method: str, preset: str = "cpu",
                     fit_seconds=fit_seconds, score_seconds=score_seconds,
                     pretrain_reused=bool(info.get("pretrain_reused", False)))
         train_cols = m.sample_columns(task.x_train)
-        agreement = {k: label_agreement(train_cols[k], task.train_classes)
-                     for k in m.grouping_columns if k in train_cols}
-        if any(v is not None for v in agreement.values()):
-            meta["column_nmi"] = {k: v for k, v in agreement.items() if v is not None}
+        agreement = grouping_agreement(train_cols, m.grouping_columns, task.train_classes)
+        if agreement:
+            meta["column_nmi"] = agreement
         arrays: dict[str, np.ndarray] = {
             "test_scores": test[m.primary_score],
             "train_scores": m.train_scores_[m.primary_score],

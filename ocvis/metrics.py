@@ -123,3 +123,11 @@ def label_agreement(labels, classes) -> float | None:
     if len(np.unique(classes)) < 2:
         return None
     return float(normalized_mutual_info_score(classes, labels))
+
+
+def grouping_agreement(columns: dict, names, classes) -> dict[str, float]:
+    """:func:`label_agreement` of each column ``names`` picks from ``columns`` (a method's
+    ``grouping_columns``; absent or wrong-length ones skipped), where it is defined."""
+    out = {k: label_agreement(columns[k], classes) for k in names
+           if k in columns and len(columns[k]) == len(classes)}
+    return {k: v for k, v in out.items() if v is not None}
