@@ -14,6 +14,9 @@
   ``bn_stats``); ``train_options_METHOD.png``.
 * ``evaluate:RUN_ID:SCORE``: the Evaluate page of a stored run with one of its scores chosen
   (the caption under the Score box says what that score is); ``evaluate_SCORE.png``.
+* ``latent:RUN_ID:COLOUR``: the Latent page of a stored run (its kept projection) coloured by
+  COLOUR (e.g. ``pseudo_label``, with the NMI caption of a grouping column, or ``true class``);
+  ``latent_COLOUR.png``.
 """
 from __future__ import annotations
 
@@ -105,6 +108,20 @@ def evaluate_run(page, server, out: Path, run_id: str, score: str) -> None:
     page.screenshot(path=str(out / f"evaluate_{score}.png"), full_page=True)
 
 
+def latent_run(page, server, out: Path, run_id: str, colour: str) -> None:
+    _open(page, server, "Latent_Space", "Latent space")
+    page.get_by_role("combobox", name="Run").click()
+    page.keyboard.type(run_id[-4:])
+    page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
+    wait_for_app(page)
+    page.get_by_role("combobox", name="Colour").click()
+    page.get_by_role("option", name=colour, exact=True).first.click()
+    wait_for_app(page)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=600_000)
+    time.sleep(2)  # a screenshot, not a test: let the figure draw
+    page.screenshot(path=str(out / f"latent_{colour.replace(' ', '_')}.png"), full_page=True)
+
+
 def train_options(page, server, out: Path, method: str) -> None:
     from ocvis.methods import get_method
 
@@ -132,6 +149,8 @@ def _stored_runs_scene(name: str, out: Path) -> None:
             if kind == "explain":
                 explain_run(page, server, out, rid, int(more[0]) if more else 1,
                             more[1] if len(more) > 1 else "explain")
+            elif kind == "latent":
+                latent_run(page, server, out, rid, more[0])
             else:
                 evaluate_run(page, server, out, rid, more[0])
         except Exception:
@@ -149,7 +168,7 @@ def main(argv: list[str]) -> int:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in scenes:
-        if name.split(":")[0] in ("explain", "evaluate"):
+        if name.split(":")[0] in ("explain", "evaluate", "latent"):
             _stored_runs_scene(name, out)
             print(f"{name}: done", flush=True)
             continue

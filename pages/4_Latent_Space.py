@@ -83,6 +83,8 @@ for col, r in zip(cols, chosen):
                              values=None if vals is None else vals[0],
                              categorical=bool(vals is not None and vals[1]),
                              value_label=color_by,
+                             value_names=r.get("class_names") if color_by == "true class"
+                             else None,
                              title=f"{r.get('method')} · {r.get('task_name')}")
         ev = st.plotly_chart(fig, width="stretch", key=f"scatter-{r['id']}",
                              on_select="rerun", selection_mode=("points", "box", "lasso"))

@@ -89,3 +89,27 @@ def test_score_colours_are_not_taken_by_outliers():
     assert m.cmin == pytest.approx(np.percentile(anomaly, 1), rel=1e-5)
     assert m.cmax == pytest.approx(np.percentile(anomaly, 99), rel=1e-5)
     assert np.asarray(m.color)[7] == pytest.approx(1e4)
+
+
+def test_true_class_legend_names_the_classes():
+    """Coloured by a categorical column with class names (the "true class" colour), the
+    legend names each class and counts its points; without names, label and value."""
+    import numpy as np
+
+    from ocvis.ui.figures import latent_scatter
+
+    xy = np.zeros((5, 2))
+    classes = np.array([0, 2, 2, 0, 2])
+    fig = latent_scatter(xy, np.zeros(5, int), color_by="values", values=classes,
+                         categorical=True, value_label="true class",
+                         value_names=["airplane", "automobile", "bird"])
+    assert [t.name for t in fig.data] == ["airplane (2)", "bird (3)"]
+    assert sorted(np.concatenate([t.customdata for t in fig.data])) == [0, 1, 2, 3, 4]
+    plain = latent_scatter(xy, np.zeros(5, int), color_by="values", values=classes,
+                           categorical=True, value_label="pseudo_label")
+    assert [t.name for t in plain.data] == ["pseudo_label 0 (2)", "pseudo_label 2 (3)"]
+    # digit names equal to the values say nothing new: keep "true class 3"
+    digits = latent_scatter(xy, np.zeros(5, int), color_by="values", values=classes,
+                            categorical=True, value_label="true class",
+                            value_names=[str(d) for d in range(10)])
+    assert [t.name for t in digits.data] == ["true class 0 (2)", "true class 2 (3)"]

@@ -109,11 +109,13 @@ GROUP_COLORS = ("#2ca02c", "#ffbf00", "#9e9e9e", "#d62728")  # typical, atypical
 def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None = None,
                    color_by: str = "group", names=None, height: int = 560,
                    title: str = "", values: np.ndarray | None = None,
-                   value_label: str = "anomaly", categorical: bool = False) -> go.Figure:
+                   value_label: str = "anomaly", categorical: bool = False,
+                   value_names=None) -> go.Figure:
     """WebGL scatter of a 2-D projection in the feature-learning paper's four groups (Fig. 3),
     coloured by anomaly score (``color_by="score"``, ``score`` = normality) or by any
     per-point ``values`` (``color_by="values"``; ``categorical`` for labels such as
-    pseudo-labels). ``customdata`` = row index into ``xy`` for selections."""
+    pseudo-labels; ``value_names[v]``, where given, names category ``v`` in the legend, e.g.
+    a dataset's class names). ``customdata`` = row index into ``xy`` for selections."""
     from ocvis.projection import GROUP_NAMES
 
     names = names or GROUP_NAMES
@@ -128,11 +130,15 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
     if color_by == "values" and values is not None and categorical:
         for i, v in enumerate(np.unique(values)):
             sel = values == v
+            label = f"{value_label} {v}"
+            if value_names is not None and str(v).lstrip("-").isdigit() \
+                    and 0 <= int(v) < len(value_names) and str(value_names[int(v)]) != str(v):
+                label = str(value_names[int(v)])  # "airplane", not "true class 0"
             fig.add_trace(go.Scattergl(
                 x=xy[sel, 0], y=xy[sel, 1], mode="markers", customdata=rows[sel],
-                name=f"{value_label} {v} ({int(sel.sum())})",
+                name=f"{label} ({int(sel.sum())})",
                 marker=dict(size=4, color=PALETTE[i % len(PALETTE)], opacity=0.8),
-                hovertemplate=f"{value_label} {v}<br>row %{{customdata}}<extra></extra>"))
+                hovertemplate=f"{label}<br>row %{{customdata}}<extra></extra>"))
     elif color_by == "values" and values is not None:
         vals = np.asarray(values, np.float32)
         # a few far-out scores (OC-SVM decision values have a long tail) would otherwise
@@ -159,7 +165,9 @@ def latent_scatter(xy: np.ndarray, group: np.ndarray, score: np.ndarray | None =
                             opacity=0.4 if g == 3 else 0.8),
                 hovertemplate=f"{names[g]}<br>row %{{customdata}}<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      title=title or None, legend=dict(orientation="h", y=-0.08),
+                      title=title or None,
+                      # under the x-axis title, not over it
+                      legend=dict(orientation="h", yanchor="top", y=-0.12),
                       dragmode="lasso", xaxis_title="dim 1", yaxis_title="dim 2")
     return fig
 
