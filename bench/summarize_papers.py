@@ -15,7 +15,8 @@ would print; ocvis never reports it as a result. The table also gives the mean +
 has more than one. A table ``X.csv`` with a sibling ``X_seeds.csv`` (the queue's further
 seeds of a few classes) gets those seeds in its seeds section only, merged with ``X.csv``'s
 rows of the same classes and settings; its mean over classes stays that of ``X.csv``.
-Nothing is recomputed from runs.
+Rows with ``nmi_<column>`` values (a grouping's agreement with the true classes, e.g. CLAD's
+pseudo-labels) get a section of those per class. Nothing is recomputed from runs.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def summarize(path: Path) -> list[str]:
     out = [f"## {path.name}", "",
            "| dataset | protocol | method | settings | score | paper label | classes | "
            "ours | ours flipped | paper |", "|---|---|---|---|---|---|---|---|---|---|"]
-    seeds, seen = [], set()
+    seeds, seen, agreement = [], set(), []
     for (ds, proto, meth, preset, ov), g in df.groupby(
             ["dataset", "protocol", "method", "preset", "overrides"], sort=False):
         primary = g["score"].dropna().iloc[0] if "score" in g and g["score"].notna().any() \
@@ -99,10 +100,23 @@ def summarize(path: Path) -> list[str]:
                              f"{r['mean']:.2f} ± {r['std']:.2f} |")
         for found in lines.values():
             out += [t for has, t in found if has] or [found[0][1]]
+        for col in (c for c in g.columns if c.startswith("nmi_") and g[c].notna().any()):
+            per_class = g.groupby("normal_class", sort=False)[col].agg(["mean", "count"]) \
+                .dropna()
+            agreement.append(
+                f"| {ds} | {proto} | {meth} | {preset} {ov} | {col[len('nmi_'):]} | "
+                + ", ".join(f"{c} {r['mean']:.3f}" + (f" ({int(r['count'])} seeds)"
+                                                      if r["count"] > 1 else "")
+                            for c, r in per_class.iterrows()) + " |")
     if seeds:
         out += ["", "Seeds (AUROC mean ± sample std):", "",
                 "| dataset | method | score | class | seeds | AUROC |", "|---|---|---|---|---|---|",
                 *seeds]
+    if agreement:
+        out += ["", "Agreement of a method's grouping of the training images with their true "
+                "classes (NMI, mean over seeds):", "",
+                "| dataset | protocol | method | settings | column | NMI by class |",
+                "|---|---|---|---|---|---|", *agreement]
     return out + [""]
 
 

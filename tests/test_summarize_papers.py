@@ -98,3 +98,25 @@ def test_papers_of_another_protocol_kind_are_not_compared(tmp_path, summarize):
     assert "| mnist | latent-multiclass | deep-svdd | cpu  | score | clad: DeepSVDD | 1 | " \
            "70.00 | 70.00 | 69.70 |" in text
     assert "ics_end_to_end" not in text
+
+
+def test_grouping_agreement_section_per_class_over_seeds(tmp_path, summarize):
+    """Rows with ``nmi_<column>`` (CLAD's pseudo-labels against the true classes) get the
+    per-class mean over seeds; a table without such columns has no such section."""
+    from ocvis.bench import BENCH_COLUMNS, write_table
+
+    rows = []
+    for cls, seed, nmi in (("CUR", 0, "0.500"), ("CUR", 1, "0.700"), ("MIX", 0, "0.710")):
+        r = dict.fromkeys(BENCH_COLUMNS, "")
+        r.update(dataset="mnist", protocol="latent-multiclass", method="clad",
+                 normal_class=cls, seed=str(seed), preset="cpu", score="odin", auroc="90.00",
+                 nmi_pseudo_label=nmi)
+        rows.append(r)
+    main = tmp_path / "t.csv"
+    write_table(main, rows)
+    text = "\n".join(summarize(main))
+    assert "| mnist | latent-multiclass | clad | cpu  | pseudo_label | " \
+           "CUR 0.600 (2 seeds), MIX 0.710 |" in text
+    plain = tmp_path / "p.csv"
+    _write(plain, [("ics-e2e", "2", 0, 90.0)])
+    assert "NMI" not in "\n".join(summarize(plain))
