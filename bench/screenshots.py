@@ -65,25 +65,36 @@ def reload_during_training(page, server, out: Path) -> None:
     page.get_by_role("button", name="Cancel").first.click()
 
 
+def _pick_run(page, server, path: str, heading: str, run_id: str) -> None:
+    """Open page ``path`` and choose run ``run_id`` in its "Run" box."""
+    _open(page, server, path, heading)
+    page.get_by_role("combobox", name="Run").click()
+    page.keyboard.type(run_id[-4:])  # the list is virtualised: filter it to the run
+    page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
+    wait_for_app(page)
+
+
+def _choose(page, box: str, option: str, exact: bool = True) -> None:
+    page.get_by_role("combobox", name=box).click()
+    page.get_by_role("option", name=option, exact=exact).first.click()
+    wait_for_app(page)
+
+
 def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
                 prefix: str = "explain") -> None:
     for source, label in (("normal", "Most normal test images"),
                           ("anomalous", "Most anomalous test images")):
-        _open(page, server, "Explain", "Explain")
-        box = page.get_by_role("combobox", name="Run")
-        box.click()
-        page.keyboard.type(run_id[-4:])  # the list is virtualised: filter it to the run
-        page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
-        wait_for_app(page)
-        page.get_by_role("combobox", name="Samples").click()
-        page.get_by_role("option", name=label).first.click()
-        wait_for_app(page)
+        _pick_run(page, server, "Explain", "Explain", run_id)
+        _choose(page, "Samples", label, exact=False)
         n = page.get_by_role("spinbutton", name="How many")
         n.fill(str(n_images))
         n.press("Enter")
         wait_for_app(page)
         done = page.get_by_text("IG completeness error", exact=False)
-        crashed = page.get_by_text("This app has encountered an error", exact=False)
+        # a crash, or an error the page shows (e.g. the run's dataset not found: set
+        # OCVIS_DATA_ROOT), instead of waiting out the timeout
+        crashed = page.get_by_text("This app has encountered an error", exact=False).or_(
+            page.locator('[data-testid="stAlertContentError"]'))
         done.or_(crashed).first.wait_for(timeout=900_000)
         if crashed.count():
             page.screenshot(path=str(out / f"{prefix}_{source}_failed.png"), full_page=True)
@@ -94,29 +105,16 @@ def explain_run(page, server, out: Path, run_id: str, n_images: int = 1,
 
 
 def evaluate_run(page, server, out: Path, run_id: str, score: str) -> None:
-    _open(page, server, "Evaluate", "Evaluate")
-    box = page.get_by_role("combobox", name="Run")
-    box.click()
-    page.keyboard.type(run_id[-4:])
-    page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
-    wait_for_app(page)
-    page.get_by_role("combobox", name="Score").click()
-    page.get_by_role("option", name=score, exact=True).first.click()
-    wait_for_app(page)
+    _pick_run(page, server, "Evaluate", "Evaluate", run_id)
+    _choose(page, "Score", score)
     page.get_by_text("ROC", exact=False).first.wait_for(timeout=300_000)
     time.sleep(2)  # a screenshot, not a test: let the figures draw
     page.screenshot(path=str(out / f"evaluate_{score}.png"), full_page=True)
 
 
 def latent_run(page, server, out: Path, run_id: str, colour: str) -> None:
-    _open(page, server, "Latent_Space", "Latent space")
-    page.get_by_role("combobox", name="Run").click()
-    page.keyboard.type(run_id[-4:])
-    page.get_by_role("option", name=run_id[-4:], exact=False).first.click()
-    wait_for_app(page)
-    page.get_by_role("combobox", name="Colour").click()
-    page.get_by_role("option", name=colour, exact=True).first.click()
-    wait_for_app(page)
+    _pick_run(page, server, "Latent_Space", "Latent space", run_id)
+    _choose(page, "Colour", colour)
     page.locator(".js-plotly-plot").first.wait_for(timeout=600_000)
     time.sleep(2)  # a screenshot, not a test: let the figure draw
     page.screenshot(path=str(out / f"latent_{colour.replace(' ', '_')}.png"), full_page=True)
