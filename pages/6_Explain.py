@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from ocvis.ui.common import sidebar, user_errors
-from ocvis.ui.explain import (HEAD_NAMES, SOURCES, TARGETS, explanation_grid, heatmaps,
+from ocvis.ui.explain import (SOURCES, TARGETS, explanation_grid, head_name, heatmaps,
                               pick_samples, png_bytes)
 from ocvis.ui.runs import finished_runs, run_method, run_picker
 
@@ -35,7 +35,7 @@ if not heads:
             "cannot be explained by gradients.")
     st.stop()
 head = c4.selectbox("Score through", heads, key="explain_head",
-                    format_func=lambda h: HEAD_NAMES.get(h, h))
+                    format_func=lambda h: head_name(method, h))
 steps = c6.select_slider("IG steps", [16, 32, 64, 128, 256], value=128, key="explain_steps")
 
 with user_errors():

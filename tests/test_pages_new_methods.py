@@ -68,6 +68,11 @@ def test_latent_evaluate_explain(method):
     assert not ex.exception, ex.exception
     heads = ex.selectbox(key="explain_head").options
     assert heads, "a head to explain through"
+    # each head under the method's own name for it, not its key ("msp", "ne")
+    from ocvis.methods import get_method
+
+    names = get_method(method).explain_head_names
+    assert list(heads) == [names[h] for h in get_method(method).explain_heads]
 
 
 def test_evaluate_describes_the_chosen_score():

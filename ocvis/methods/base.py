@@ -303,6 +303,9 @@ class Method:
 
     # -- explanations ---------------------------------------------------------------------
     explain_heads: ClassVar[tuple[str, ...]] = ()
+    #: what each of a method's own heads is, for the Explain page ("kde" and "own" are named
+    #: there for every method)
+    explain_head_names: ClassVar[dict[str, str]] = {}
 
     def score_model(self, head: str) -> torch.nn.Module:
         """A differentiable ``x -> normality`` (``N x C x H x W`` -> ``N``) for ``head``."""

@@ -206,6 +206,9 @@ class CLAD(DeepMethod):
         "msp": "the plain maximum softmax of the pseudo-label classifier",
     }
     explain_heads = ("msp", "tempered")
+    explain_head_names: ClassVar[dict[str, str]] = {
+        "msp": "maximum softmax of the pseudo-label classifier",
+        "tempered": "maximum softmax at temperature T (ODIN without its input step)"}
     net_factories: ClassVar[dict] = {"ae": CladAutoencoder, "assign": ClusterAssignment,
                                      "classifier": _Classifier}
 

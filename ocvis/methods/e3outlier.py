@@ -125,6 +125,8 @@ class E3Outlier(DeepMethod):
         "ssd_iforest": "Isolation Forest on the classifier's penultimate features (SSD-IF)",
     }
     explain_heads = ("ne",)
+    explain_head_names: ClassVar[dict[str, str]] = {
+        "ne": "negative entropy over the operations (the paper's score)"}
     net_factories: ClassVar[dict] = {"wrn": WideResNet}
 
     @property
