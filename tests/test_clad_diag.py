@@ -49,3 +49,32 @@ def test_clad_odin_sweep_reproduces_the_stored_score(tmp_path):
     assert [r["eps"] for r in rows] == [0.0, cfg["odin_eps"]]
     # the run's own setting gives the run's own AUROC
     assert rows[1]["auroc"] == pytest.approx(100 * meta["metrics"]["auroc"], abs=0.01)
+
+
+def test_colour_stats_on_hand_made_images():
+    mod = _load("clad_colour")
+    x = np.zeros((2, 3, 2, 2))
+    x[0, 0] = 1.0                      # image 0: red everywhere
+    x[1, 2] = [[0.0, 1.0], [0.0, 1.0]]  # image 1: half blue
+    s = mod.colour_stats(x)
+    assert s.shape == (2, 6)
+    np.testing.assert_allclose(s[0], [1, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(s[1], [0, 0, 0.5, 0, 0, 0.5])
+
+
+def test_clad_colour_describes_a_stored_run(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    meta = run_experiment({"dataset": "digits", "protocol": "latent-multiclass",
+                           "normal": "CUR", "seed": 0}, "clad", "tiny", store=store)
+    out = tmp_path / "colour.csv"
+    row, = _load("clad_colour").main([str(tmp_path / "runs"), meta["id"], "--out", str(out)])
+    # the same agreement with the true classes as the run recorded after training
+    assert float(row["nmi_true"]) == pytest.approx(meta["column_nmi"]["pseudo_label"],
+                                                   abs=1e-3)
+    assert 0 <= float(row["nmi_colour_kmeans"]) <= 1
+    assert float(row["majority"]) <= 1 and float(row["colour_accuracy_true"]) <= 1
+    assert float(row["auroc_run_odin"]) == pytest.approx(100 * meta["metrics"]["auroc"],
+                                                         abs=0.01)
+    assert 0 <= float(row["auroc_colour_distance"]) <= 100
+    with out.open() as f:
+        assert [r["run_id"] for r in csv.DictReader(f)] == [meta["id"]]
