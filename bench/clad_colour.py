@@ -34,7 +34,8 @@ OUT = ROOT / "bench" / "results" / "clad_colour.csv"
 
 
 def colour_stats(x) -> np.ndarray:
-    """``N x C x H x W`` images -> ``N x 2C`` (mean and std of each channel)."""
+    """``N x C x H x W`` images (array or CPU tensor) -> ``N x 2C`` (mean and std of each
+    channel)."""
     x = np.asarray(x, np.float64).reshape(len(x), x.shape[1], -1)
     return np.concatenate([x.mean(2), x.std(2)], 1)
 
@@ -47,20 +48,18 @@ def describe(store, run_id: str) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ocvis.data import make_task
+    from ocvis.experiment import task_of_run
 
     meta = store.read(run_id)
     arr = store.arrays(run_id)
     t = meta["task"]
-    task = make_task(t["dataset"], t.get("protocol", "one-class"), t["normal"],
-                     n_train=t.get("n_train"), seed=int(t.get("seed", 0)))
+    task = task_of_run(meta)
     labels = np.asarray(arr["train_col.pseudo_label"])
     true = np.asarray(task.train_classes)
     if len(labels) != len(true):
         raise SystemExit(f"{run_id}: {len(labels)} pseudo-labels for {len(true)} training "
                          "images: not the run's task")
-    feats = colour_stats(task.x_train.numpy() if hasattr(task.x_train, "numpy")
-                         else task.x_train)
+    feats = colour_stats(task.x_train)
     scaler = StandardScaler().fit(feats)
     z = scaler.transform(feats)
     k = len(np.unique(labels))
@@ -77,8 +76,7 @@ def describe(store, run_id: str) -> dict:
 
     acc, major = predictability(labels)
     acc_true, major_true = predictability(true)
-    test = scaler.transform(colour_stats(task.x_test.numpy() if hasattr(task.x_test, "numpy")
-                                         else task.x_test))
+    test = scaler.transform(colour_stats(task.x_test))
     dist = np.sqrt((test ** 2).sum(1))  # the training mean is 0 after standardising
     y_abnormal = np.asarray(task.y_test)  # 1 = abnormal
     metrics = meta.get("metrics_by_score") or {}

@@ -34,7 +34,7 @@ def main(argv=None) -> list[dict]:
     from ocvis.experiment import stored_config
     from ocvis.metrics import evaluate
     from ocvis.runs import RunStore
-    from ocvis.data import make_task
+    from ocvis.experiment import task_of_run
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs")
@@ -48,8 +48,7 @@ def main(argv=None) -> list[dict]:
     meta = store.read(a.run_id)
     cls, cfg = stored_config(meta)
     t = meta["task"]
-    task = make_task(t["dataset"], t.get("protocol", "one-class"), t["normal"],
-                     n_train=t.get("n_train"), seed=int(t.get("seed", 0)))
+    task = task_of_run(meta)
     rows = []
     for temp in a.temperature:
         for eps in a.eps:

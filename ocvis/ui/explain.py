@@ -20,7 +20,7 @@ HEAD_NAMES = {"kde": "KDE on the features (two-stage paper)",
 def head_name(method, head: str) -> str:
     """How the Explain page names ``head``: the method's own name for it, else the common
     one ("kde", "own"), else the head itself."""
-    return getattr(method, "explain_head_names", {}).get(head) or HEAD_NAMES.get(head, head)
+    return method.explain_head_names.get(head) or HEAD_NAMES.get(head, head)
 
 
 SOURCES = {"anomalous": "Most anomalous test images", "atypical": "Most atypical training images",
