@@ -206,9 +206,10 @@ class CLAD(DeepMethod):
         "msp": "the plain maximum softmax of the pseudo-label classifier",
     }
     explain_heads = ("msp", "tempered")
+    # short enough for the Explain page's box: ``score_model`` says what each one is
     explain_head_names: ClassVar[dict[str, str]] = {
-        "msp": "maximum softmax of the pseudo-label classifier",
-        "tempered": "maximum softmax at temperature T (ODIN without its input step)"}
+        "msp": "maximum softmax of the classifier",
+        "tempered": "max softmax at temperature T"}
     net_factories: ClassVar[dict] = {"ae": CladAutoencoder, "assign": ClusterAssignment,
                                      "classifier": _Classifier}
 

@@ -126,7 +126,7 @@ class E3Outlier(DeepMethod):
     }
     explain_heads = ("ne",)
     explain_head_names: ClassVar[dict[str, str]] = {
-        "ne": "negative entropy over the operations (the paper's score)"}
+        "ne": "negative entropy over operations"}
     net_factories: ClassVar[dict] = {"wrn": WideResNet}
 
     @property
