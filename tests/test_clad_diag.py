@@ -78,3 +78,32 @@ def test_clad_colour_describes_a_stored_run(tmp_path):
     assert 0 <= float(row["auroc_colour_distance"]) <= 100
     with out.open() as f:
         assert [r["run_id"] for r in csv.DictReader(f)] == [meta["id"]]
+
+
+def test_clad_one_class_joins_rows_colour_and_baseline_by_run_and_class(tmp_path):
+    head = ("dataset,protocol,method,normal_class,class_name,seed,n_train,auroc,auroc_msp,"
+            "paper_auroc,cpu_seconds,run_id\n")
+    (tmp_path / "t.csv").write_text(
+        head + "cifar10,one-class,clad,1,automobile,0,4000,50.00,51.00,64.4,3000,r1\n"
+        "cifar10,one-class,clad,0,airplane,0,4000,60.00,58.00,73.0,2000,r0\n"
+        "cifar10,one-class,clad,0,airplane,1,4000,99.00,99.00,73.0,2000,s1\n"  # seed 1
+        "cifar10,latent-multiclass,clad,THG,THG,0,4000,48.00,47.00,74.9,2500,x\n")
+    (tmp_path / "c.csv").write_text(
+        "run_id,clusters,majority,auroc_colour_distance\nr0,3,0.860,52.00\nr1,7,0.489,64.00\n")
+    (tmp_path / "b.csv").write_text(
+        "protocol,method,normal_class,seed,n_train,auroc\n"
+        "one-class,deep-svdd,0,0,4000,70.00\none-class,deep-svdd,1,0,2000,10.00\n"
+        "one-class,ocsvm,1,0,4000,20.00\n")
+    mod = _load("clad_one_class")
+    t = mod.one_class_table(str(tmp_path / "t.csv"), str(tmp_path / "c.csv"),
+                            str(tmp_path / "b.csv"))
+    assert list(t["class"]) == ["0 airplane", "1 automobile"]  # seed 0, one-class, by number
+    assert list(t.odin) == [60.0, 50.0] and list(t.colour) == [52.0, 64.0]
+    assert t.clusters[0] == "3 (86 %)"
+    # Deep SVDD of the same class and training-set size only (automobile's is n = 2,000)
+    assert t.deep_svdd[0] == 70.0 and np.isnan(t.deep_svdd[1])
+    assert t.paper_deep_svdd[0] == 61.7  # the CLAD paper's table, airplane
+    text = mod.markdown(t)
+    assert "**55.00**" in text  # mean ODIN over the two classes
+    assert "ahead of the colour distance on 1 of 2 classes" in text
+    assert "ahead of our Deep SVDD on 0 of 1 classes" in text
