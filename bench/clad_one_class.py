@@ -37,6 +37,8 @@ def one_class_table(table: str, colour: str | None = None, baseline: str | None 
     """The rows as a frame (class order of the table's class numbers)."""
     df = pd.read_csv(table, dtype=str)
     df = df[(df.protocol == "one-class") & (df.method == method) & (df.seed == str(seed))]
+    if df.empty:
+        raise SystemExit(f"{table}: no one-class {method} rows of seed {seed}")
     col = pd.read_csv(colour, dtype=str).drop_duplicates("run_id", keep="last") \
         .set_index("run_id") if colour else None
     base = None

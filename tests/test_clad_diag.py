@@ -107,3 +107,11 @@ def test_clad_one_class_joins_rows_colour_and_baseline_by_run_and_class(tmp_path
     assert "**55.00**" in text  # mean ODIN over the two classes
     assert "ahead of the colour distance on 1 of 2 classes" in text
     assert "ahead of our Deep SVDD on 0 of 1 classes" in text
+
+
+def test_clad_one_class_says_when_the_table_has_no_such_rows(tmp_path):
+    (tmp_path / "t.csv").write_text(
+        "dataset,protocol,method,normal_class,class_name,seed,n_train,auroc,paper_auroc,"
+        "cpu_seconds,run_id\ncifar10,latent-multiclass,clad,THG,THG,0,4000,48,74.9,1,x\n")
+    with pytest.raises(SystemExit, match="no one-class clad rows of seed 0"):
+        _load("clad_one_class").one_class_table(str(tmp_path / "t.csv"))
