@@ -31,10 +31,9 @@ def floats(s: str) -> list[float]:
 
 def main(argv=None) -> list[dict]:
     from ocvis.bench import append_result
-    from ocvis.experiment import stored_config
+    from ocvis.experiment import stored_config, task_of_run
     from ocvis.metrics import evaluate
     from ocvis.runs import RunStore
-    from ocvis.experiment import task_of_run
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs")

@@ -21,29 +21,26 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ocvis.bench import results_frame  # noqa: E402
 from ocvis.papers import paper_value_of  # noqa: E402
 
-
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
+NAN = float("nan")
 
 
 def one_class_table(table: str, colour: str | None = None, baseline: str | None = None,
                     seed: int = 0, method: str = "clad",
                     baseline_method: str = "deep-svdd") -> pd.DataFrame:
-    """The rows as a frame (class order of the table's class numbers)."""
-    df = pd.read_csv(table, dtype=str)
+    """The rows as a frame (class order of the table's class numbers); the tables are read
+    as every summary reads them (:func:`ocvis.bench.results_frame`: no mean or failed rows)."""
+    df = results_frame(table)
     df = df[(df.protocol == "one-class") & (df.method == method) & (df.seed == str(seed))]
     if df.empty:
         raise SystemExit(f"{table}: no one-class {method} rows of seed {seed}")
-    col = pd.read_csv(colour, dtype=str).drop_duplicates("run_id", keep="last") \
-        .set_index("run_id") if colour else None
+    col = pd.read_csv(colour).drop_duplicates("run_id", keep="last").set_index("run_id") \
+        if colour else None
     base = None
     if baseline:
-        b = pd.read_csv(baseline, dtype=str)
+        b = results_frame(baseline)
         base = b[(b.protocol == "one-class") & (b.method == baseline_method)
                  & (b.seed == str(seed))]
     out = []
@@ -53,14 +50,14 @@ def one_class_table(table: str, colour: str | None = None, baseline: str | None 
             if base is not None else pd.DataFrame()
         out.append({
             "class": f"{r.normal_class} {r.class_name}",
-            "odin": _num(r.auroc), "msp": _num(r.get("auroc_msp")),
-            "paper": _num(r.paper_auroc),
-            "clusters": "" if c is None else f"{c.clusters} ({100 * _num(c.majority):.0f} %)",
-            "colour": float("nan") if c is None else _num(c.auroc_colour_distance),
-            "deep_svdd": _num(bd.auroc.iloc[0]) if len(bd) else float("nan"),
-            "paper_deep_svdd": _num(paper_value_of("clad", "DeepSVDD", r.dataset,
-                                                   r.normal_class)),
-            "cpu_s": _num(r.cpu_seconds),
+            "odin": float(r.auroc), "msp": float(r.get("auroc_msp", NAN)),
+            "paper": float(r.paper_auroc),
+            "clusters": "" if c is None else f"{int(c.clusters)} ({100 * c.majority:.0f} %)",
+            "colour": NAN if c is None else float(c.auroc_colour_distance),
+            "deep_svdd": float(bd.auroc.iloc[0]) if len(bd) else NAN,
+            "paper_deep_svdd": paper_value_of("clad", "DeepSVDD", r.dataset, r.normal_class)
+            or NAN,
+            "cpu_s": float(r.cpu_seconds),
         })
     return pd.DataFrame(out)
 
@@ -81,8 +78,8 @@ def markdown(t: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for _, r in t.iterrows():
         lines.append("| " + " | ".join([r["class"]] + [cell(k, r[k]) for k in keys]) + " |")
-    means = {k: t[k].mean() for k in keys if k != "clusters"}  # NaN where any class lacks it
-    means = {k: (v if t[k].notna().all() else float("nan")) for k, v in means.items()}
+    means = {k: t[k].mean() if t[k].notna().all() else NAN  # NaN where any class lacks it
+             for k in keys if k != "clusters"}
     lines.append("| **mean** (" + f"{len(t)} classes) | " + " | ".join(
         "" if k == "clusters" else f"**{cell(k, means[k])}**" for k in keys) + " |")
     notes = []
