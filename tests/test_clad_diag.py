@@ -1,7 +1,5 @@
 """bench/clad_oracle.py and bench/clad_odin_sweep.py: CLAD diagnoses (issue 16)."""
 import csv
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,20 +8,13 @@ from ocvis.data import make_task
 from ocvis.experiment import run_experiment
 from ocvis.runs import RunStore
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from bench_scripts import load
 
 
 @pytest.mark.parametrize("labels", ["oracle", "kmeans"])
 def test_clad_oracle_trains_the_classifier_on_the_named_labels(tmp_path, labels):
     out = tmp_path / "oracle.csv"
-    row = _load("clad_oracle").main(["--dataset", "digits", "--scenario", "CUR", "--labels",
+    row = load("clad_oracle").main(["--dataset", "digits", "--scenario", "CUR", "--labels",
                                      labels, "--preset", "tiny", "--n-train", "0", "--out",
                                      str(out)])
     task = make_task("digits", "latent-multiclass", "CUR")
@@ -43,7 +34,7 @@ def test_clad_odin_sweep_reproduces_the_stored_score(tmp_path):
     meta = run_experiment({"dataset": "digits", "protocol": "latent-multiclass",
                            "normal": "CUR", "seed": 0}, "clad", "tiny", store=store)
     cfg = meta["config"]
-    rows = _load("clad_odin_sweep").main([
+    rows = load("clad_odin_sweep").main([
         str(tmp_path / "runs"), meta["id"], "--eps", f"0,{cfg['odin_eps']}",
         "--temperature", str(cfg["temperature"]), "--out", str(tmp_path / "sweep.csv")])
     assert [r["eps"] for r in rows] == [0.0, cfg["odin_eps"]]
@@ -52,7 +43,7 @@ def test_clad_odin_sweep_reproduces_the_stored_score(tmp_path):
 
 
 def test_colour_stats_on_hand_made_images():
-    mod = _load("clad_colour")
+    mod = load("clad_colour")
     x = np.zeros((2, 3, 2, 2))
     x[0, 0] = 1.0                      # image 0: red everywhere
     x[1, 2] = [[0.0, 1.0], [0.0, 1.0]]  # image 1: half blue
@@ -67,7 +58,7 @@ def test_clad_colour_describes_a_stored_run(tmp_path):
     meta = run_experiment({"dataset": "digits", "protocol": "latent-multiclass",
                            "normal": "CUR", "seed": 0}, "clad", "tiny", store=store)
     out = tmp_path / "colour.csv"
-    row, = _load("clad_colour").main([str(tmp_path / "runs"), meta["id"], "--out", str(out)])
+    row, = load("clad_colour").main([str(tmp_path / "runs"), meta["id"], "--out", str(out)])
     # the same agreement with the true classes as the run recorded after training
     assert float(row["nmi_true"]) == pytest.approx(meta["column_nmi"]["pseudo_label"],
                                                    abs=1e-3)
@@ -94,7 +85,7 @@ def test_clad_one_class_joins_rows_colour_and_baseline_by_run_and_class(tmp_path
         "protocol,method,normal_class,seed,n_train,auroc\n"
         "one-class,deep-svdd,0,0,4000,70.00\none-class,deep-svdd,1,0,2000,10.00\n"
         "one-class,ocsvm,1,0,4000,20.00\n")
-    mod = _load("clad_one_class")
+    mod = load("clad_one_class")
     t = mod.one_class_table(str(tmp_path / "t.csv"), str(tmp_path / "c.csv"),
                             str(tmp_path / "b.csv"))
     assert list(t["class"]) == ["0 airplane", "1 automobile"]  # seed 0, one-class, by number
@@ -114,4 +105,4 @@ def test_clad_one_class_says_when_the_table_has_no_such_rows(tmp_path):
         "dataset,protocol,method,normal_class,class_name,seed,n_train,auroc,paper_auroc,"
         "cpu_seconds,run_id\ncifar10,latent-multiclass,clad,THG,THG,0,4000,48,74.9,1,x\n")
     with pytest.raises(SystemExit, match="no one-class clad rows of seed 0"):
-        _load("clad_one_class").one_class_table(str(tmp_path / "t.csv"))
+        load("clad_one_class").one_class_table(str(tmp_path / "t.csv"))

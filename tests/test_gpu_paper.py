@@ -1,16 +1,12 @@
 """bench/gpu_paper.py: a probe row, then one row with the epochs that fit, both labelled."""
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_scripts import ROOT, load
 
 
 def test_probe_then_main_run_rows_carry_their_epochs(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("gpu_paper", ROOT / "bench" / "gpu_paper.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load("gpu_paper")
     monkeypatch.chdir(ROOT)
     out = tmp_path / "out"
     rc = mod.main(["--method", "rotnet", "--dataset", "digits", "--preset", "tiny",

@@ -1,18 +1,13 @@
 """bench/paired.py: per-class differences of two stored scores, or of two settings."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_scripts import load
 
 
 @pytest.fixture()
 def paired_mod():
-    spec = importlib.util.spec_from_file_location("paired", ROOT / "bench" / "paired.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("paired")
 
 
 def _table(path, rows):

@@ -1,20 +1,14 @@
 """bench/summarize_papers.py: the paper comparison and the seeds section of a table with a
 ``_seeds`` sibling."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_scripts import load
 
 
 @pytest.fixture()
 def summarize():
-    spec = importlib.util.spec_from_file_location("summarize_papers",
-                                                  ROOT / "bench" / "summarize_papers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.summarize
+    return load("summarize_papers").summarize
 
 
 def _write(path, rows):
