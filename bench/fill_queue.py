@@ -261,6 +261,14 @@ def plan() -> list[dict]:
     u.append({"group": "e3", "table": "e3_memory", "script": ["bench/e3_memory.py",
               "--images", "0", "--widen", "2"],
               "done_if": {"images": "6667", "network": "WRN-10-2"}})
+    # session 26: WRN-10-2 took 69 s on 500 images and 858 s on all 6,667 (peak RSS 1,397 /
+    # 1,589 MiB): the "8 CPU hours" above was 13 times the 2,177 s of the WRN-10-4 row of
+    # 2026-11-29 (1,024 views per scoring pass then, 64 now; that day's load not recorded).
+    # At four times WRN-10-2's convolutions the paper's own network on the whole set should
+    # take about an hour, so it is measured too
+    u.append({"group": "e3", "table": "e3_memory", "script": ["bench/e3_memory.py",
+              "--images", "0", "--widen", "4"],
+              "done_if": {"images": "6667", "network": "WRN-10-4"}})
     # issue 17: E3Outlier at 10 % outliers (all classes), 20 % on CIFAR-10, seeds
     for ds in ("mnist", "fashion-mnist", "cifar10"):
         for c in range(10):
