@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ocvis.bench import results_frame  # noqa: E402
+from ocvis.bench import markdown_cell, markdown_table, results_frame  # noqa: E402
 from ocvis.papers import paper_value_of  # noqa: E402
 
 NAN = float("nan")
@@ -69,15 +69,10 @@ def markdown(t: pd.DataFrame) -> str:
             "cpu_s"]
 
     def cell(k, v) -> str:
-        if isinstance(v, str):
-            return v
-        if pd.isna(v):
-            return "–"
-        return f"{v:.0f}" if k == "cpu_s" else f"{v:.2f}"
+        return markdown_cell(v, 0 if k == "cpu_s" else 2)
 
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for _, r in t.iterrows():
-        lines.append("| " + " | ".join([r["class"]] + [cell(k, r[k]) for k in keys]) + " |")
+    lines = markdown_table(heads, ([r["class"]] + [cell(k, r[k]) for k in keys]
+                                   for _, r in t.iterrows()))
     means = {k: t[k].mean() if t[k].notna().all() else NAN  # NaN where any class lacks it
              for k in keys if k != "clusters"}
     lines.append("| **mean** (" + f"{len(t)} classes) | " + " | ".join(

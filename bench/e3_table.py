@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ocvis.bench import results_frame  # noqa: E402
+from ocvis.bench import markdown_cell, markdown_table, results_frame  # noqa: E402
 from ocvis.papers import paper_value_of  # noqa: E402
 
 NAN = float("nan")
@@ -77,14 +77,11 @@ def markdown(dataset: str, t: pd.DataFrame, ratio: float = 10) -> str:
     heads = ["class"] + [h for _, h, *_ in COLUMNS]
 
     def cell(k, v) -> str:
-        if pd.isna(v):
-            return "–"
-        return f"{v:.0f}" if k == "cpu_s" else f"{v:.2f}"
+        return markdown_cell(v, 0 if k == "cpu_s" else 2)
 
     lines = [f"### {dataset}, {ratio:g} % outliers", "",
-             "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for _, r in t.iterrows():
-        lines.append("| " + " | ".join([r["class"]] + [cell(k, r[k]) for k in keys]) + " |")
+             *markdown_table(heads, ([r["class"]] + [cell(k, r[k]) for k in keys]
+                                     for _, r in t.iterrows()))]
     full = t.dropna(subset=["ne", "cae", "cae_if"])  # the classes every method has run on
     n = f"{len(full)} class" + ("" if len(full) == 1 else "es")
     lines.append(f"| **mean** ({n}) | " + " | ".join(

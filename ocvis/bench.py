@@ -66,6 +66,19 @@ def results_frame(paths) -> "pd.DataFrame":
     return df
 
 
+def markdown_cell(v, digits: int = 2) -> str:
+    """A summary's table cell: text as it is, "–" for a missing number, else the number."""
+    if isinstance(v, str):
+        return v
+    return "–" if v is None or math.isnan(v) else f"{v:.{digits}f}"
+
+
+def markdown_table(heads, rows) -> list[str]:
+    """The lines of a markdown table: the heading, its rule, one line per row of cells."""
+    return ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def _float(v) -> float | None:
     try:
         f = float(v)

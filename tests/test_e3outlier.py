@@ -14,6 +14,8 @@ from ocvis.methods import make_method
 from ocvis.metrics import evaluate
 from ocvis.surrogate_ops import apply_op, apply_ops, invert_right_angle, operation_set
 
+from bench_scripts import load
+
 
 @pytest.fixture(scope="module")
 def task():
@@ -111,8 +113,6 @@ def test_cae_baselines_store_the_reconstruction_error(task):
 
 
 def test_e3_table_puts_each_class_beside_its_baselines_and_the_paper_mean(tmp_path):
-    from bench_scripts import load
-
     head = ("dataset,protocol,method,normal_class,class_name,seed,score,auroc,aupr_in,aupr_out,"
             "cpu_seconds,overrides,auroc_reconstruction,auroc_pl,auroc_mp,auroc_ssd_iforest\n")
     rows = [
