@@ -110,37 +110,58 @@ def test_cae_baselines_store_the_reconstruction_error(task):
     s = m.scores(task.x_test[:50])
     assert set(s) == {"score", "reconstruction"} and (s["reconstruction"] <= 0).all()
     assert set(m.train_scores_) == {"score", "reconstruction"}
+    # one CAE run stores CAE-IF too: its Isolation Forest is cae-iforest's primary score
+    cae = make_method("cae", "tiny").fit(task)
+    c = cae.scores(task.x_test[:50])
+    assert list(c) == ["score", "reconstruction", "iforest"]
+    assert np.allclose(c["reconstruction"], s["reconstruction"], atol=1e-6)
+    assert np.allclose(c["iforest"], s["score"], atol=1e-9)
+    assert not np.allclose(c["score"], c["iforest"])  # the OC-SVM is another detector
+    assert np.allclose(cae.train_scores_["iforest"], m.train_scores_["score"], atol=1e-9)
+    # restored from its state (detectors refitted on the stored features): the same scores
+    again = make_method("cae", "tiny")
+    again.load_state_dict(cae.state_dict())
+    r = again.scores(task.x_test[:50])
+    assert all(np.allclose(r[k], c[k], atol=1e-9) for k in c)
+    assert set(again.train_scores_) == set(c)
 
 
 def test_e3_table_puts_each_class_beside_its_baselines_and_the_paper_mean(tmp_path):
     head = ("dataset,protocol,method,normal_class,class_name,seed,score,auroc,aupr_in,aupr_out,"
-            "cpu_seconds,overrides,auroc_reconstruction,auroc_pl,auroc_mp,auroc_ssd_iforest\n")
+            "cpu_seconds,overrides,auroc_reconstruction,auroc_pl,auroc_mp,auroc_ssd_iforest,"
+            "auroc_iforest\n")
     rows = [
-        "cifar10,unsupervised-10,e3outlier,1,automobile,0,ne,80,97,40,900,,,70,75,60",
-        "cifar10,unsupervised-10,cae,1,automobile,0,score,50,,,600,,55,,,",
-        "cifar10,unsupervised-10,cae-iforest,1,automobile,0,score,85,,,300,,55,,,",
-        "cifar10,unsupervised-10,e3outlier,0,airplane,0,ne,60,93,11,967,,,65,62,51",
-        "cifar10,unsupervised-10,cae,0,airplane,0,score,61,,,624,,68,,,",
-        "cifar10,unsupervised-10,cae-iforest,0,airplane,0,score,65,,,364,,68,,,",
+        "cifar10,unsupervised-10,e3outlier,1,automobile,0,ne,80,97,40,900,,,70,75,60,",
+        "cifar10,unsupervised-10,cae,1,automobile,0,score,50,,,600,,55,,,,99",
+        "cifar10,unsupervised-10,cae-iforest,1,automobile,0,score,85,,,300,,55,,,,",
+        "cifar10,unsupervised-10,e3outlier,0,airplane,0,ne,60,93,11,967,,,65,62,51,",
+        "cifar10,unsupervised-10,cae,0,airplane,0,score,61,,,624,,68,,,,",
+        "cifar10,unsupervised-10,cae-iforest,0,airplane,0,score,65,,,364,,68,,,,",
+        # CAE-IF from the cae run's own Isolation Forest: no cae-iforest row for cat
+        "cifar10,unsupervised-10,e3outlier,3,cat,0,ne,70,90,20,950,,,60,61,52,",
+        "cifar10,unsupervised-10,cae,3,cat,0,score,58,,,610,,65,,,,72",
         # left out: another ratio, another seed, other settings, a class without baselines
-        "cifar10,unsupervised-20,e3outlier,0,airplane,0,ne,10,,,1,,,,,",
-        "cifar10,unsupervised-10,e3outlier,0,airplane,1,ne,10,,,1,,,,,",
-        "cifar10,unsupervised-10,e3outlier,0,airplane,0,ne,10,,,1,ops_per_image=72,,,,",
-        "cifar10,unsupervised-10,e3outlier,2,bird,0,ne,99,,,1,,,,,",
+        "cifar10,unsupervised-20,e3outlier,0,airplane,0,ne,10,,,1,,,,,,",
+        "cifar10,unsupervised-10,e3outlier,0,airplane,1,ne,10,,,1,,,,,,",
+        "cifar10,unsupervised-10,e3outlier,0,airplane,0,ne,10,,,1,ops_per_image=72,,,,,",
+        "cifar10,unsupervised-10,e3outlier,2,bird,0,ne,99,,,1,,,,,,",
     ]
     (tmp_path / "t.csv").write_text(head + "\n".join(rows) + "\n")
     mod = load("e3_table")
     t = mod.e3_tables([str(tmp_path / "t.csv")])["cifar10"]
-    assert list(t["class"]) == ["0 airplane", "1 automobile", "2 bird"]
-    assert list(t["ne"]) == [60.0, 80.0, 99.0] and list(t["cae"][:2]) == [68.0, 55.0]
-    assert list(t["cae_if"][:2]) == [65.0, 85.0] and list(t["ssd_if"][:2]) == [51.0, 60.0]
+    assert list(t["class"]) == ["0 airplane", "1 automobile", "2 bird", "3 cat"]
+    assert list(t["ne"]) == [60.0, 80.0, 99.0, 70.0] and list(t["cae"][:2]) == [68.0, 55.0]
+    # a cae-iforest row wins over the cae run's forest (automobile: 85, not 99)
+    assert list(t["cae_if"][[0, 1, 3]]) == [65.0, 85.0, 72.0] and np.isnan(t["cae_if"][2])
+    assert list(t["ssd_if"][:2]) == [51.0, 60.0]
     assert list(t["cae_ocsvm"][:2]) == [61.0, 50.0] and np.isnan(t["cae"][2])
     text = mod.markdown("cifar10", t)
-    # the mean is over the two classes with every method: (60 + 80) / 2, not bird's 99
-    assert "| **mean** (2 classes) | **70.00** |" in text
+    # the mean is over the three classes with every method: (60 + 80 + 70) / 3, not bird's 99
+    assert "| **mean** (3 classes) | **70.00** |" in text
     assert "| paper (all classes) | 83.50 |" in text  # the paper's CIFAR-10 mean at 10 %
-    assert "NE ahead of CAE on 1 of 2 classes" in text
-    assert "NE ahead of CAE-IF on 0 of 2 classes" in text
+    assert "NE ahead of CAE on 2 of 3 classes" in text
+    assert "NE ahead of CAE-IF on 0 of 3 classes" in text
     assert "NE mean -13.50 from the paper's 83.5" in text
     with pytest.raises(SystemExit, match="no unsupervised-5 rows"):
         mod.e3_tables([str(tmp_path / "t.csv")], ratio=5)
+

@@ -270,7 +270,14 @@ class CAE(_AEMethod):
     """Convolutional autoencoder baseline (CAE, Sec. 4.1.3): reconstruction only."""
 
     name = "cae"
-    paper_scores = {"reconstruction": ("e3outlier", "CAE")}
+    # one trained CAE gives the E3Outlier paper's two CAE baselines: its reconstruction error
+    # ("CAE") and an Isolation Forest on its latent ("CAE-IF", the same numbers as the
+    # ``cae-iforest`` method of the same seed, whose primary score it is)
+    score_names = ("score", "reconstruction", "iforest")
+    extra_detectors = {"iforest": "iforest"}
+    paper_scores = {"reconstruction": ("e3outlier", "CAE"), "iforest": ("e3outlier", "CAE-IF")}
+    score_help = {**_AEMethod.score_help,
+                  "iforest": "Isolation Forest on the encoder's latent (CAE-IF)"}
     title = "CAE: autoencoder features + OC-SVM"
     paper_label = "CAE"
     table_order = 2
@@ -283,6 +290,9 @@ class CAEIForest(CAE):
     """CAE-IF (a baseline of the E3Outlier paper): Isolation Forest on the CAE's latent."""
 
     name = "cae-iforest"
+    score_names = ("score", "reconstruction")  # the Isolation Forest is its primary score
+    extra_detectors: dict[str, str] = {}
+    paper_scores = {"reconstruction": ("e3outlier", "CAE")}
     title = "CAE-IF: autoencoder features + Isolation Forest"
     paper_key = "e3outlier"
     paper_label = "CAE-IF"

@@ -351,18 +351,30 @@ class FeatureMethod(Method):
     ``_embed(x)`` computes features; the detector is fitted on the training features and
     restored from them (deterministic), so ``state_dict`` holds the network and the
     features, not a pickled detector.
+
+    ``extra_detectors`` (score name -> detector name) are further detectors fitted on the same
+    training features and stored as further scores of the run, so one trained network gives
+    a paper's several baselines (CAE's latent OC-SVM and its Isolation Forest, CAE-IF)
+    without training it again; name them in ``score_names`` too.
     """
 
     Config: ClassVar[type] = DetectorConfig
     score_names: ClassVar[tuple[str, ...]] = ("score",)
     explain_heads: ClassVar[tuple[str, ...]] = ("kde", "own")
+    extra_detectors: ClassVar[dict[str, str]] = {}
 
     def _fit(self, x: torch.Tensor, hooks: Hooks) -> dict[str, np.ndarray]:
         self._fit_features(x, hooks)
         hooks.on_status("fitting the detector")
         self.train_features_ = self.embed(x)
         self._fit_detector()
-        return {"score": self.detector_.train_scores_}
+        return self._detector_train_scores()
+
+    def _detector_train_scores(self) -> dict[str, np.ndarray]:
+        extra = getattr(self, "extra_detectors_", {})  # a subclass may fit its own detectors
+        out = {"score": self.detector_.train_scores_}
+        out.update({k: d.train_scores_ for k, d in extra.items()})
+        return out
 
     def _fit_features(self, x: torch.Tensor, hooks: Hooks) -> None:
         """Learn the feature extractor; nothing to learn for fixed features."""
@@ -371,19 +383,26 @@ class FeatureMethod(Method):
         return self.train_features_
 
     def _scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        return {"score": self.detector_.score_samples(self._embed(x))}
+        f, extra = self._embed(x), getattr(self, "extra_detectors_", {})
+        out = {"score": self.detector_.score_samples(f)}
+        out.update({k: d.score_samples(f) for k, d in extra.items()})
+        return out
 
-    def make_detector(self) -> Detector:
+    def make_detector(self, kind: str | None = None) -> Detector:
+        """The detector ``kind`` (default: the config's) with the config's settings."""
         c = self.config
-        if c.detector == "ocsvm":
+        kind = c.detector if kind is None else kind
+        if kind == "ocsvm":
             return make_detector("ocsvm", nu=c.nu, gamma="auto",
                                  standardize=bool(getattr(c, "standardize", False)))
-        if c.detector == "iforest":
+        if kind == "iforest":
             return make_detector("iforest", random_state=int(c.seed))
-        return make_detector(c.detector)
+        return make_detector(kind)
 
     def _fit_detector(self) -> None:
         self.detector_ = self.make_detector().fit(self.train_features_)
+        self.extra_detectors_ = {k: self.make_detector(d).fit(self.train_features_)
+                                 for k, d in self.extra_detectors.items()}
 
     def fit_info(self) -> dict:
         info = dict(super().fit_info())
@@ -423,7 +442,7 @@ class FeatureMethod(Method):
         self._load_net_state({k[4:]: v for k, v in sd.items() if k.startswith("net.")})
         self.train_features_ = sd["train_features"].numpy()
         self._fit_detector()
-        self.train_scores_ = {"score": self.detector_.train_scores_}
+        self.train_scores_ = self._detector_train_scores()
         self.fitted_ = True
         return self
 
