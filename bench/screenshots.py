@@ -13,7 +13,8 @@
   hyperparameter form open (every option of the method's config, e.g. two-stage's
   ``bn_stats``); ``train_options_METHOD.png``.
 * ``evaluate:RUN_ID:SCORE``: the Evaluate page of a stored run with one of its scores chosen
-  (the caption under the Score box says what that score is); ``evaluate_SCORE.png``.
+  (the caption under the Score box says what that score is); ``evaluate_SCORE.png``, and
+  its metrics and per-class tables, ``evaluate_SCORE_tables.png``.
 * ``latent:RUN_ID:COLOUR``: the Latent page of a stored run (its kept projection) coloured by
   COLOUR (e.g. ``pseudo_label``, with the NMI caption of a grouping column, or ``true class``);
   ``latent_COLOUR.png``.
@@ -110,6 +111,13 @@ def evaluate_run(page, server, out: Path, run_id: str, score: str) -> None:
     page.get_by_text("ROC", exact=False).first.wait_for(timeout=300_000)
     time.sleep(2)  # a screenshot, not a test: let the figures draw
     page.screenshot(path=str(out / f"evaluate_{score}.png"), full_page=True)
+    # the tables under the figures (the app scrolls inside its own container, so a
+    # full-page screenshot holds one window): a taller window, cropped to the tables
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    time.sleep(2)
+    heading = page.get_by_role("heading", name="Metrics").first.bounding_box()
+    page.screenshot(path=str(out / f"evaluate_{score}_tables.png"),
+                    clip={"x": 0, "y": heading["y"] - 20, "width": 1400, "height": 700})
 
 
 def latent_run(page, server, out: Path, run_id: str, colour: str) -> None:

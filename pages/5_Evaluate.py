@@ -119,8 +119,11 @@ with left:
             st.caption(f"The paper reports only the mean over {dataset}'s classes for "
                        f"{run.get('method')} ({score_name}): AUROC {mean:.1f}.")
         else:
+            where = str(normal_class)
+            if where.startswith("mean@outlier_ratio="):  # an unsupervised run's key
+                where = f"(mean over classes) at {where.split('=', 1)[1]} outliers"
             st.caption(f"The papers report no value for {run.get('method')}'s score "
-                       f"`{score_name}` on {dataset} {normal_class}.")
+                       f"`{score_name}` on {dataset} {where}.")
 with right:
     st.subheader("Per normal class")
     pc = per_class_table(runs, dataset, run.get("method", ""), run.get("preset", ""),

@@ -108,10 +108,10 @@ def test_score_histogram_shares_when_one_group_dominates():
 def test_per_class_table_averages_only_repetitions_of_the_run():
     from ocvis.ui.evaluate import per_class_table
 
-    def run(seed, epochs, auroc, rot, n_train=None, protocol="one-class"):
+    def run(seed, epochs, auroc, rot, n_train=None, protocol="one-class", normal=0, **task):
         return {"method": "rotnet", "preset": "cpu", "status": "done",
-                "task": {"dataset": "cifar10", "protocol": protocol, "normal": [0],
-                         "seed": seed, "n_train": n_train},
+                "task": {"dataset": "cifar10", "protocol": protocol, "normal": [normal],
+                         "seed": seed, "n_train": n_train, **task},
                 "config": {"seed": seed, "epochs": epochs, "lr": 0.01},
                 "primary_score": "kde", "metrics": {"auroc": auroc, "bacc": 0.6},
                 "metrics_by_score": {"kde": {"auroc": auroc, "bacc": 0.6},
@@ -130,6 +130,16 @@ def test_per_class_table_averages_only_repetitions_of_the_run():
     assert per_class_table(runs, "cifar10", "rotnet", "cpu", score="gde", like=runs[0]).empty
     calib = per_class_table(runs, "cifar10", "rotnet", "cpu", like=runs[2])
     assert list(calib["runs"]) == [1] and calib["AUROC ours"].iloc[0] == pytest.approx(50.0)
+    # unsupervised runs by their inlier class, one outlier ratio at a time; their paper
+    # reports only means, so no paper value per class
+    runs += [run(1, 18, 0.90, 0.9, protocol="unsupervised", normal=3, ratio=10.0),
+             run(0, 18, 0.80, 0.8, protocol="unsupervised", normal=3, ratio=20.0)]
+    unsup = per_class_table(runs, "cifar10", "rotnet", "cpu", like=runs[4])  # ratio 10 (default)
+    assert list(unsup["normal class"]) == [0, 3] and list(unsup["runs"]) == [1, 1]
+    assert list(unsup["AUROC ours"]) == pytest.approx([30.0, 90.0])
+    assert unsup["AUROC paper"].isna().all()
+    at20 = per_class_table(runs, "cifar10", "rotnet", "cpu", like=runs[-1])
+    assert list(at20["normal class"]) == [3] and at20["AUROC ours"].iloc[0] == pytest.approx(80)
 
 
 def test_evaluate_scores_csv(stored_run):

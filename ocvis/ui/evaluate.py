@@ -19,13 +19,16 @@ def task_of(meta: dict) -> dict:
     return t if isinstance(t, dict) else {}
 
 
-def single_normal_class(meta: dict, a: dict | None = None) -> int | None:
-    """The normal class index of a one-class run with exactly one normal class, else None.
+def single_normal_class(meta: dict, a: dict | None = None,
+                        protocols: tuple[str, ...] = ("one-class",)) -> int | None:
+    """The normal class index of a run of one of ``protocols`` with exactly one normal
+    class, else None (``"unsupervised"`` too: its inlier class, whose training set also
+    holds the outliers).
 
     Read from the run's task; a class given by name is recovered from the stored labels.
     """
     t = task_of(meta)
-    if t.get("protocol", "one-class") != "one-class":
+    if t.get("protocol", "one-class") not in protocols:
         return None
     n = t.get("normal")
     if isinstance(n, (list, tuple)):
@@ -133,10 +136,11 @@ _NOT_SETTINGS = ("seed", "device")  # what may differ between runs averaged in o
 
 def setting_of(meta: dict) -> tuple:
     """What makes two runs repetitions of one experiment (they may differ only in the seed):
-    method, preset, protocol, training-set size and every option of the method's config as
-    :func:`~ocvis.experiment.stored_config` reads it (so a run stored before a setting
-    existed groups with a new run that sets it to what it meant then). Runs of a method
-    this version does not know compare their raw stored config."""
+    method, preset, protocol, training-set size, the outlier ratio of an unsupervised run
+    and every option of the method's config as :func:`~ocvis.experiment.stored_config` reads
+    it (so a run stored before a setting existed groups with a new run that sets it to what
+    it meant then). Runs of a method this version does not know compare their raw stored
+    config."""
     from dataclasses import asdict
 
     from ocvis.experiment import stored_config
@@ -149,14 +153,22 @@ def setting_of(meta: dict) -> tuple:
             (meta.get("overrides") if isinstance(meta.get("overrides"), dict) else {})
     opts = tuple(sorted((k, repr(v)) for k, v in cfg.items()
                         if k not in _NOT_SETTINGS and k != "config_version"))
-    return (meta.get("method"), meta.get("preset"), t.get("protocol", "one-class"),
-            t.get("n_train"), opts)
+    protocol = t.get("protocol", "one-class")
+    ratio = None
+    if protocol == "unsupervised":
+        try:
+            ratio = float(t.get("ratio", 10.0))
+        except (TypeError, ValueError):
+            ratio = t.get("ratio")
+    return (meta.get("method"), meta.get("preset"), protocol, t.get("n_train"), ratio, opts)
 
 
 def per_class_table(runs: list[dict], dataset: str, method: str, preset: str,
                     score: str | None = None, like: dict | None = None) -> pd.DataFrame:
     """One row per normal class over the finished single-normal-class runs of
-    dataset/method/preset: our mean AUROC / BACC (over seeds) next to the paper's.
+    dataset/method/preset (one-class runs, and unsupervised runs by their inlier class): our
+    mean AUROC / BACC (over seeds) next to the paper's (none per class for the unsupervised
+    protocol: its paper reports means).
 
     ``like``: only runs with the same setting as this run (:func:`setting_of`: protocol,
     training-set size, options; a calibration run with other epochs is another experiment).
@@ -171,7 +183,7 @@ def per_class_table(runs: list[dict], dataset: str, method: str, preset: str,
             continue
         if key is not None and setting_of(r) != key:
             continue
-        c = single_normal_class(r)
+        c = single_normal_class(r, protocols=("one-class", "unsupervised"))
         if c is not None:
             groups.setdefault(c, []).append(r)
     from ocvis.data import class_names
