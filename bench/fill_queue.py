@@ -22,7 +22,8 @@ so every class trains its own stage 1 instead of reusing seed 0's cache; the row
 ``bench/results/fill_queue_timing.csv`` (groups, lanes, units run, seconds).
 
 Several queues may run at once (say a second one started with ``--lanes 1`` when a core
-frees, or a restarted queue while the old one's last units finish): a lane claims a unit
+frees, with ``--first-lane 1`` so that its log is its own, or a restarted queue while the
+old one's last units finish): a lane claims a unit
 before it runs it (``bench/results/<unit>.claim``, holding the pid of the unit's process; not
 committed) and skips a unit that another live process has claimed or whose rows are in by
 then.
@@ -415,6 +416,9 @@ def done_cpu_seconds() -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lanes", type=int, default=2)
+    ap.add_argument("--first-lane", type=int, default=0,
+                    help="number of the first lane (its log, fill_queue_<lane>.log): a second "
+                         "queue beside a running one, e.g. --lanes 1 --first-lane 1")
     ap.add_argument("--only", default="", help="comma-separated groups")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--exclude", default="", help="comma-separated tables to leave out "
@@ -470,7 +474,8 @@ def main(argv=None) -> int:
                   flush=True)
 
     n_todo, start = len(todo), time.time()
-    threads = [threading.Thread(target=lane, args=(i,)) for i in range(args.lanes)]
+    threads = [threading.Thread(target=lane, args=(args.first_lane + i,))
+               for i in range(args.lanes)]
     for t in threads:
         t.start()
     for t in threads:
