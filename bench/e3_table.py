@@ -2,8 +2,6 @@
 
     python bench/e3_table.py bench/results/mnist_e3_cpu.csv bench/results/fashion-mnist_e3_cpu.csv \\
         bench/results/cifar10_e3_cpu.csv [--ratio 10] [--seed 0]
-    python bench/e3_table.py bench/results/cifar10_e3_cpu.csv \\
-        bench/results/cifar10_e3_cpu_seeds.csv --seeds
 
 One section per dataset, one line per inlier class of the tables' ``unsupervised-<ratio>``
 rows of the seed: E3Outlier's three scores (NE, the paper's default, then PL and MP) and
@@ -15,8 +13,9 @@ E3Outlier's AUPR with inliers and with outliers as the positive class, and its C
 Then the mean over the classes that have every column, the paper's mean at that ratio (it
 reports no per-class numbers), and on how many classes NE is ahead of CAE and of CAE-IF.
 A baseline with no row at that ratio (the issue asks for E3Outlier alone at 20 %) is left out
-of the mean's condition. ``--seeds`` prints instead, for each class run with several seeds,
-E3Outlier's scores as mean +- sample std. Nothing is trained.
+of the mean's condition. The spread over seeds of the classes run with several (the
+``_seeds`` sibling table) is ``bench/summarize_papers.py``'s seeds section. Nothing is
+trained.
 """
 from __future__ import annotations
 
@@ -119,48 +118,12 @@ def markdown(dataset: str, t: pd.DataFrame, ratio: float = 10) -> str:
     return "\n".join(lines) + "\n\n" + "; ".join(notes) + ".\n"
 
 
-#: the columns whose spread over seeds is shown (E3Outlier's scores, from one row per seed)
-SEED_KEYS = ("ne", "pl", "mp", "ssd_if")
-
-
-def seed_spread(tables, ratio: float = 10) -> str:
-    """Markdown: per dataset and inlier class run with two seeds or more, E3Outlier's scores
-    as mean +- sample std over the seeds (n seeds named), rows without overrides only."""
-    df = results_frame(tables)
-    df = df[(df.protocol == f"unsupervised-{ratio:g}") & (df.overrides == "")
-            & (df.method == "e3outlier")]
-    cols = {k: col for k, _, _, col, *_ in COLUMNS if k in SEED_KEYS}
-    heads = ["class", "seeds"] + [h for k, h, *_ in COLUMNS if k in SEED_KEYS]
-    lines = []
-    for (ds, c), d in df.groupby(["dataset", "normal_class"], sort=False):
-        d = d.drop_duplicates("seed", keep="last")
-        if len(d) < 2:
-            continue
-        cells = [f"{ds} {c} {d.class_name.iloc[0]}", ",".join(sorted(d.seed, key=int))]
-        for k in SEED_KEYS:
-            v = (pd.to_numeric(d[cols[k]], errors="coerce").dropna() if cols[k] in d
-                 else pd.Series(dtype=float))
-            cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) >= 2 else "–")
-        lines.append(cells)
-    if not lines:
-        raise SystemExit(f"no class with two seeds of unsupervised-{ratio:g} rows")
-    return "\n".join([f"### seeds, {ratio:g} % outliers (mean ± sample std)", "",
-                      *markdown_table(heads, lines)]) + "\n"
-
-
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tables", nargs="+")
     ap.add_argument("--ratio", type=float, default=10, help="outlier percentage")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--seeds", action="store_true",
-                    help="the spread over seeds of the classes run with several (pass the "
-                         "seed-0 table and the _seeds table together)")
     a = ap.parse_args(argv)
-    if a.seeds:
-        text = seed_spread(a.tables, a.ratio)
-        print(text)
-        return text
     text = "\n".join(markdown(ds, t, a.ratio)
                      for ds, t in e3_tables(a.tables, a.ratio, a.seed).items())
     print(text)

@@ -169,22 +169,3 @@ def test_e3_table_puts_each_class_beside_its_baselines_and_the_paper_mean(tmp_pa
     text20 = mod.markdown("cifar10", t20, ratio=20)
     assert "| **mean** (1 class) | **10.00** |" in text20
     assert "no CAE rows at 20 %" in text20 and "NE mean" in text20
-
-
-def test_e3_table_seed_spread_is_mean_and_sample_std_per_class(tmp_path):
-    head = "dataset,protocol,method,normal_class,class_name,seed,score,auroc,overrides,auroc_pl\n"
-    rows = ["cifar10,unsupervised-10,e3outlier,0,airplane,0,ne,60,,70",
-            "cifar10,unsupervised-10,e3outlier,0,airplane,1,ne,62,,71",
-            "cifar10,unsupervised-10,e3outlier,0,airplane,2,ne,64,,75",
-            "cifar10,unsupervised-10,cae,0,airplane,1,score,10,,",  # not E3Outlier
-            "cifar10,unsupervised-10,e3outlier,0,airplane,2,ne,1,budget=9,1",  # other settings
-            "cifar10,unsupervised-10,e3outlier,3,cat,0,ne,50,,50"]  # one seed: left out
-    (tmp_path / "a.csv").write_text(head + "\n".join(rows[:3]) + "\n")
-    (tmp_path / "b.csv").write_text(head + "\n".join(rows[3:]) + "\n")
-    mod = load("e3_table")
-    text = mod.seed_spread([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
-    assert "| cifar10 0 airplane | 0,1,2 | 62.00 ± 2.00 | 72.00 ± 2.65 | – | – |" in text
-    assert "cat" not in text
-    with pytest.raises(SystemExit, match="no class with two seeds"):
-        mod.seed_spread([str(tmp_path / "b.csv")])
-
